@@ -1,0 +1,1 @@
+"""The pipeline's stage scripts and the modules they share."""

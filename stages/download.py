@@ -1,0 +1,166 @@
+"""Stage 1: fetch the dataset's IDX files and keep them only once verified.
+
+Sources are tried in order: ``DATA_MIRROR`` (a base URL or a local folder
+holding ``<dataset>/<file>.gz``), then each official mirror in the registry.
+A file is accepted only if its decompressed bytes have the registry's size and
+SHA-256; the dataset folder appears in ``data/raw/`` only when all its files are.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import requests
+from tqdm import tqdm
+
+from stages import params as params_schema
+from stages.datasets import DATASETS, Dataset, IdxFile
+from stages.errors import UserError, run
+
+CHUNK = 1 << 20
+CONNECT_TIMEOUT = 10.0  # seconds to establish a connection
+READ_TIMEOUT = 30.0  # seconds without a byte before a stalled transfer is abandoned
+ATTEMPTS = 3  # per source, for transient network failures only
+BACKOFF = 1.0  # seconds, doubled after each failed attempt
+
+
+class SourceFailed(Exception):
+    """This source cannot provide a valid file; the next one is tried."""
+
+
+class TransientFailure(SourceFailed):
+    """A network hiccup that may succeed on a retry."""
+
+
+def sources(name: str, dataset: Dataset, mirror: str | None) -> list[str]:
+    """Base URLs or folders to try, in order, each ending with a slash."""
+    found = [f"{mirror.rstrip('/')}/{name}/"] if mirror else []
+    return found + list(dataset.mirrors)
+
+
+@contextmanager
+def _open(url: str, timeout: tuple[float, float]) -> Iterator[tuple[Iterator[bytes], int | None]]:
+    """Open a source file: its chunks and, if known, its size in bytes."""
+    scheme = urlparse(url).scheme
+    if scheme in ("http", "https"):
+        try:
+            response = requests.get(url, stream=True, timeout=timeout)
+        except requests.TooManyRedirects:
+            raise SourceFailed("too many redirects") from None
+        except requests.RequestException as error:
+            raise TransientFailure(f"connection failed ({type(error).__name__})") from None
+        with response:
+            if response.status_code != 200:
+                failure = TransientFailure if response.status_code >= 500 else SourceFailed
+                raise failure(f"HTTP {response.status_code} {response.reason}")
+            size = response.headers.get("Content-Length", "")
+            yield response.iter_content(CHUNK), int(size) if size.isdigit() else None
+        return
+    path = Path(unquote(urlparse(url).path)) if scheme == "file" else Path(url)
+    try:
+        file = path.open("rb")
+    except OSError as error:
+        raise SourceFailed(error.strerror or str(error)) from None
+    with file:
+        yield iter(lambda: file.read(CHUNK), b""), path.stat().st_size
+
+
+def fetch(url: str, expected: IdxFile, destination: Path, timeout: tuple[float, float]) -> None:
+    """Stream ``url`` to ``destination``, verifying the decompressed bytes on the way."""
+    digest = hashlib.sha256()
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip container
+    decompressed = 0
+    progress = tqdm(unit="B", unit_scale=True, desc=expected.name, disable=None)
+    try:
+        with _open(url, timeout) as (chunks, size), destination.open("wb") as out:
+            progress.reset(total=size)
+            for chunk in chunks:
+                out.write(chunk)
+                progress.update(len(chunk))
+                while chunk:  # bounded steps, so a gzip bomb cannot fill the memory
+                    piece = decompressor.decompress(chunk, CHUNK)
+                    decompressed += len(piece)
+                    if decompressed > expected.size:
+                        raise SourceFailed(f"content is larger than the expected {expected.size} bytes")
+                    digest.update(piece)
+                    chunk = decompressor.unconsumed_tail
+    except zlib.error:
+        raise SourceFailed("not a valid gzip file") from None
+    except requests.RequestException as error:
+        raise TransientFailure(f"transfer interrupted ({type(error).__name__})") from None
+    finally:
+        progress.close()
+    if not decompressor.eof:
+        raise SourceFailed(f"truncated gzip stream ({decompressed} bytes decompressed)")
+    if decompressor.unused_data:
+        raise SourceFailed("unexpected data after the gzip stream")
+    if decompressed != expected.size:
+        raise SourceFailed(f"decompressed size {decompressed}, expected {expected.size}")
+    if digest.hexdigest() != expected.sha256:
+        raise SourceFailed(f"SHA-256 {digest.hexdigest()} does not match {expected.sha256}")
+
+
+def fetch_from_any(
+    bases: list[str],
+    expected: IdxFile,
+    destination: Path,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+    attempts: int = ATTEMPTS,
+) -> str:
+    """Fetch one file from the first source that provides it intact; return that URL."""
+    failures = []
+    for base in bases:
+        url = f"{base}{expected.name}.gz"
+        for attempt in range(1, attempts + 1):
+            try:
+                fetch(url, expected, destination, timeout)
+                return url
+            except SourceFailed as failure:
+                destination.unlink(missing_ok=True)
+                if isinstance(failure, TransientFailure) and attempt < attempts:
+                    time.sleep(BACKOFF * 2 ** (attempt - 1))
+                    continue
+                tries = f" after {attempt} attempts" if attempt > 1 else ""
+                failures.append(f"{url}: {failure}{tries}")
+                break
+    raise UserError(
+        f"could not get a valid {expected.name}.gz from any source: " + "; ".join(failures)
+    )
+
+
+def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_options) -> Path:
+    """Download every file of dataset ``name`` into ``out_dir/name``, all verified or none."""
+    dataset = DATASETS[name]
+    final = out_dir / name
+    staging = out_dir / f".{name}.partial-{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        for expected in dataset.files:
+            url = fetch_from_any(
+                sources(name, dataset, mirror), expected, staging / f"{expected.name}.gz", **fetch_options
+            )
+            print(f"verified {expected.name} from {url}")
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="where <dataset>/ goes, e.g. data/raw")
+    args = parser.parse_args()
+    params = params_schema.load()
+    download_dataset(params.data.dataset, args.out_dir, os.environ.get("DATA_MIRROR"))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,93 @@
+"""The schema of params.yaml, checked first by every stage."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stages.datasets import DATASETS
+from stages.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+Positive = Annotated[int, Field(ge=1)]
+Grid = Annotated[list[Positive], Field(min_length=2, max_length=2)]
+
+
+class Section(BaseModel):
+    # strict: "10" is not an epoch count and true is not a batch size.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(Section):
+    dataset: str
+    val_fraction: float = Field(gt=0, lt=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"Input should be one of {', '.join(map(repr, DATASETS))}")
+        return name
+
+
+class ModelParams(Section):
+    type: Literal["linear", "mlp"]
+    hidden_units: list[Positive] = Field(min_length=1)
+    activation: Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]
+    dropout: float = Field(ge=0, lt=1)
+    from_logits: bool
+
+
+class TrainParams(Section):
+    optimizer: Literal["adam", "rmsprop", "sgd"]
+    learning_rate: float = Field(gt=0)
+    batch_size: Positive
+
+
+class PlotParams(Section):
+    sample_grid: Grid  # rows, columns of training images
+    prediction_grid: Grid  # rows, columns of test predictions
+    dpi: int = Field(ge=50, le=600)
+
+
+class Params(Section):
+    seed: int = Field(ge=0)
+    epochs: Positive
+    data: DataParams
+    model: ModelParams
+    train: TrainParams
+    plot: PlotParams
+
+
+def parse(raw: object) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"{PARAMS_FILE}: {describe(error.errors()[0])}") from None
+
+
+def describe(problem: dict) -> str:
+    """One line naming the key, its value and what is allowed."""
+    loc = problem["loc"]
+    key = ".".join(map(str, loc)) or "(top level)"
+    if problem["type"] == "missing":
+        return f"{key} is missing"
+    if problem["type"] == "extra_forbidden":
+        section = Params
+        for part in loc[:-1]:
+            section = section.model_fields[part].annotation
+        return f"unknown key {key} (expected one of: {', '.join(section.model_fields)})"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{key} = {problem['input']!r}: {message}"
+
+
+def load(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run from the project root") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse(raw)
