@@ -1,11 +1,13 @@
 """Model builders: one Keras model per ``model.type``, built from params."""
 
 import os
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of logs
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up noise; Python errors still show
 
 import keras  # noqa: E402
 
+from stages.errors import UserError  # noqa: E402
 from stages.params import ModelParams  # noqa: E402
 
 
@@ -28,3 +30,10 @@ def with_probabilities(model: keras.Model, from_logits: bool) -> keras.Model:
     if not from_logits:
         return model
     return keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_probabilities")
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a saved model; safe mode refuses code embedded in the file."""
+    if not path.exists():
+        raise UserError(f"{path}: not found (run the train stage first)")
+    return keras.saving.load_model(path, safe_mode=True)

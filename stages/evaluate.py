@@ -1,0 +1,78 @@
+"""Stage 4: score the saved model once on the test split.
+
+Writes the headline numbers (``accuracy``, ``loss``) as a small DVC metric, the
+per-class precision/recall/F1 and the (actual, predicted) class pairs for DVC's
+confusion-matrix plot, and the test probabilities for the plot stage.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages import params as params_schema
+from stages import processed
+from stages.atomic import atomic_path, write_text
+from stages.errors import run
+from stages.models import load_model
+
+BATCH_SIZE = 1024  # inference only: large batches are faster and give the same numbers
+EPSILON = 1e-7  # as Keras clips probabilities in its crossentropy
+
+
+def headline_metrics(probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+    """Accuracy and mean categorical crossentropy over the test set."""
+    labels = y_true.argmax(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], EPSILON, 1.0)
+    return {"accuracy": float(correct.mean()), "loss": float(-np.log(picked).mean())}
+
+
+def per_class_report(actual: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support for each class (0 where undefined)."""
+    rows = []
+    for index, name in enumerate(class_names):
+        true_positive = np.sum((predicted == index) & (actual == index))
+        predicted_count = np.sum(predicted == index)
+        support = np.sum(actual == index)
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": support})
+    return pd.DataFrame(rows).round(4)
+
+
+def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_path: Path) -> dict:
+    x_test, y_test = processed.load_split(data_dir, "test")
+    class_names = processed.load_classes(data_dir)
+    probabilities = load_model(model_path).predict(x_test, batch_size=BATCH_SIZE, verbose=0)
+    metrics = headline_metrics(probabilities, y_test)
+    actual, predicted = y_test.argmax(axis=1), probabilities.argmax(axis=1)
+    names = np.array(class_names)
+    with atomic_path(metrics_dir / "per_class.csv") as temporary:
+        per_class_report(actual, predicted, class_names).to_csv(temporary, index=False)
+    with atomic_path(metrics_dir / "confusion.csv") as temporary:
+        pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}).to_csv(temporary, index=False)
+    with atomic_path(probabilities_path) as temporary:
+        np.save(temporary, probabilities)
+    # Written last: its presence means the stage finished.
+    write_text(metrics_dir / "test.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_path", type=Path, help="e.g. models/model.keras")
+    parser.add_argument("data_dir", type=Path, help="preprocessed splits, e.g. data/processed")
+    parser.add_argument("metrics_dir", type=Path, help="where test.json and the tables go")
+    parser.add_argument("probabilities_path", type=Path, help=".npy of test probabilities for the plots")
+    args = parser.parse_args()
+    params_schema.load()  # validated first, like every stage, though evaluation reads no params
+    metrics = evaluate(args.model_path, args.data_dir, args.metrics_dir, args.probabilities_path)
+    print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}")
+
+
+if __name__ == "__main__":
+    run(main)
