@@ -130,9 +130,7 @@ def fetch_from_any(
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 failures.append(f"{url}: {failure}{tries}")
                 break
-    raise UserError(
-        f"could not get a valid {expected.name}.gz from any source: " + "; ".join(failures)
-    )
+    raise UserError(f"could not get a valid {expected.name}.gz from any source: " + "; ".join(failures))
 
 
 def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_options) -> Path:

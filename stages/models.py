@@ -5,10 +5,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up noise; Python errors still show
 
-import keras  # noqa: E402
+import keras
 
-from stages.errors import UserError  # noqa: E402
-from stages.params import ModelParams  # noqa: E402
+from stages.errors import UserError
+from stages.params import ModelParams
 
 
 def build_model(params: ModelParams, n_inputs: int, n_classes: int) -> keras.Sequential:
@@ -20,7 +20,9 @@ def build_model(params: ModelParams, n_inputs: int, n_classes: int) -> keras.Seq
             if params.dropout:
                 layers.append(keras.layers.Dropout(params.dropout))
     else:
-        print(f"note: model.type {params.type} has no hidden layers; ignoring hidden_units, activation, dropout")
+        print(
+            f"note: model.type {params.type} has no hidden layers; ignoring hidden_units, activation, dropout"
+        )
     layers.append(keras.layers.Dense(n_classes, activation=None if params.from_logits else "softmax"))
     return keras.Sequential(layers, name=params.type)
 

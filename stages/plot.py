@@ -11,15 +11,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from stages import params as params_schema  # noqa: E402
-from stages import processed  # noqa: E402
-from stages.atomic import atomic_path  # noqa: E402
-from stages.errors import UserError, run  # noqa: E402
-from stages.params import PlotParams  # noqa: E402
+from stages import params as params_schema
+from stages import processed
+from stages.atomic import atomic_path
+from stages.errors import UserError, run
+from stages.params import PlotParams
 
 RIGHT, WRONG = "tab:blue", "tab:red"
 
@@ -76,7 +76,9 @@ def confusion_figure(counts: pd.DataFrame) -> plt.Figure:
     image = ax.imshow(counts.to_numpy(), cmap="Blues")
     threshold = counts.to_numpy().max() / 2
     for (i, j), value in np.ndenumerate(counts.to_numpy()):
-        ax.text(j, i, value, ha="center", va="center", fontsize=8, color="white" if value > threshold else "black")
+        ax.text(
+            j, i, value, ha="center", va="center", fontsize=8, color="white" if value > threshold else "black"
+        )
     ax.set_xticks(range(n), counts.columns, rotation=45, ha="right")
     ax.set_yticks(range(n), counts.index)
     ax.set(title="Test confusion matrix", xlabel="predicted class", ylabel="true class")
@@ -120,7 +122,9 @@ def predictions_figure(
         bars_ax.set_ylim(0, 1)
         bars_ax.set_xticks(range(len(class_names)), range(len(class_names)), fontsize=6)
         bars_ax.set_yticks([])
-    fig.suptitle(f"Test predictions: blue = true class, red = wrong prediction; classes: {_legend(class_names)}")
+    fig.suptitle(
+        f"Test predictions: blue = true class, red = wrong prediction; classes: {_legend(class_names)}"
+    )
     fig.tight_layout()
     return fig
 
@@ -138,7 +142,12 @@ def save(fig: plt.Figure, path: Path, dpi: int) -> None:
 
 
 def plot(
-    data_dir: Path, probabilities_path: Path, live_dir: Path, confusion_csv: Path, out_dir: Path, params: PlotParams
+    data_dir: Path,
+    probabilities_path: Path,
+    live_dir: Path,
+    confusion_csv: Path,
+    out_dir: Path,
+    params: PlotParams,
 ) -> list[Path]:
     class_names = processed.load_classes(data_dir)
     x_train, y_train = processed.load_split(data_dir, "train")
@@ -168,7 +177,9 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path, help="where the PNGs go, e.g. plots")
     args = parser.parse_args()
     params = params_schema.load()
-    for path in plot(args.data_dir, args.probabilities_path, args.live_dir, args.confusion_csv, args.out_dir, params.plot):
+    for path in plot(
+        args.data_dir, args.probabilities_path, args.live_dir, args.confusion_csv, args.out_dir, params.plot
+    ):
         print(f"wrote {path}")
 
 

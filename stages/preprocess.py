@@ -27,9 +27,7 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[labels]
 
 
-def stratified_split(
-    labels: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train, val): each class contributes ``val_fraction`` of its samples to val."""
     rng = np.random.default_rng(seed)
     val = []
@@ -52,9 +50,7 @@ def preprocess(raw_dir: Path, out_dir: Path, dataset_name: str, val_fraction: fl
     source = raw_dir / dataset_name
 
     def read(images, labels):
-        return read_images_and_labels(
-            source / f"{images.name}.gz", source / f"{labels.name}.gz", n_classes
-        )
+        return read_images_and_labels(source / f"{images.name}.gz", source / f"{labels.name}.gz", n_classes)
 
     train_images, train_labels = read(dataset.train_images, dataset.train_labels)
     test_images, test_labels = read(dataset.test_images, dataset.test_labels)

@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.evaluate import evaluate, headline_metrics, per_class_report
+from stages.models import build_model
+from tests.conftest import make_params
+from tests.tiny_dataset import CLASS_NAMES
+
+
+def test_headline_metrics_by_hand():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    y_true = np.array([[1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    metrics = headline_metrics(probabilities, y_true)
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+    assert metrics["loss"] == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.4)) / 3, rel=1e-6)
+
+
+def test_loss_is_finite_for_a_zero_probability():
+    metrics = headline_metrics(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    assert metrics["loss"] == pytest.approx(-np.log(1e-7))
+
+
+def test_per_class_report_by_hand():
+    actual = np.array([0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 1])
+    report = per_class_report(actual, predicted, ["a", "b", "c"]).set_index("class")
+    assert report.loc["a"].tolist() == [1.0, 0.5, pytest.approx(0.6667), 2]
+    assert report.loc["b", "precision"] == pytest.approx(0.5) and report.loc["b", "recall"] == 1.0
+    assert report.loc["c"].tolist() == [0.0, 0.0, 0.0, 1]  # never predicted: 0, not NaN
+
+
+def test_evaluate_writes_metrics_tables_and_probabilities(tiny_processed, tmp_path):
+    model = build_model(make_params().model, 784, len(CLASS_NAMES))
+    model.save(tmp_path / "model.keras")
+    metrics = evaluate(tmp_path / "model.keras", tiny_processed, tmp_path / "metrics", tmp_path / "p.npy")
+    written = json.loads((tmp_path / "metrics/test.json").read_text())
+    assert written == metrics and set(written) == {"accuracy", "loss"}
+    probabilities = np.load(tmp_path / "p.npy", allow_pickle=False)
+    assert probabilities.shape == (100, len(CLASS_NAMES))
+    pairs = pd.read_csv(tmp_path / "metrics/confusion.csv")
+    assert list(pairs.columns) == ["actual", "predicted"] and len(pairs) == 100
+    assert set(pairs["actual"]) == set(CLASS_NAMES)  # class names, not indices
+    assert (pairs["actual"] == pairs["predicted"]).mean() == pytest.approx(written["accuracy"])
+    per_class = pd.read_csv(tmp_path / "metrics/per_class.csv")
+    assert per_class["class"].tolist() == list(CLASS_NAMES) and per_class["support"].sum() == 100
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == [
+        "confusion.csv",
+        "per_class.csv",
+        "test.json",
+    ]

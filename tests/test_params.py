@@ -1,0 +1,109 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import params
+from stages.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+DELETE = object()
+
+
+def with_change(key: str, value):
+    """The default params with one dotted key set, or removed when value is DELETE."""
+    raw = copy.deepcopy(DEFAULTS)
+    *parents, last = key.split(".")
+    section = raw
+    for part in parents:
+        section = section[part]
+    if value is DELETE:
+        del section[last]
+    else:
+        section[last] = value
+    return raw
+
+
+def test_committed_params_are_valid():
+    loaded = params.load(ROOT / "params.yaml")
+    assert loaded.epochs >= 1 and loaded.data.dataset == "mnist"
+
+
+# (key, bad value, what the one-line message must say)
+BAD = [
+    ("epoch", 3, "unknown key epoch (expected one of: seed, epochs,"),
+    ("model.units", [64], "unknown key model.units"),
+    ("train.lr", 0.1, "unknown key train.lr"),
+    ("epochs", 0, "epochs = 0: Input should be greater than or equal to 1"),
+    ("epochs", -5, "epochs = -5"),
+    ("epochs", "10", "epochs = '10': Input should be a valid integer"),
+    ("epochs", 2.5, "epochs = 2.5"),
+    ("epochs", True, "epochs = True"),
+    ("epochs", DELETE, "epochs is missing"),
+    ("seed", -1, "seed = -1"),
+    ("seed", None, "seed = None"),
+    ("data.val_fraction", 0, "data.val_fraction = 0: Input should be greater than 0"),
+    ("data.val_fraction", 1.0, "data.val_fraction = 1.0: Input should be less than 1"),
+    ("data.val_fraction", "0.1", "data.val_fraction = '0.1'"),
+    ("data.dataset", "kmnist", "data.dataset = 'kmnist': Input should be one of 'mnist', 'fashion_mnist'"),
+    ("model.type", "transformer", "model.type = 'transformer': Input should be 'linear' or 'mlp'"),
+    ("model.hidden_units", [], "model.hidden_units = []"),
+    ("model.hidden_units", [512, 0], "model.hidden_units.1 = 0: Input should be greater than or equal to 1"),
+    ("model.hidden_units", [-3], "model.hidden_units.0 = -3"),
+    ("model.hidden_units", 512, "model.hidden_units = 512: Input should be a valid list"),
+    ("model.dropout", -0.1, "model.dropout = -0.1: Input should be greater than or equal to 0"),
+    ("model.dropout", 1.0, "model.dropout = 1.0: Input should be less than 1"),
+    ("model.activation", "relu6x", "model.activation = 'relu6x'"),
+    ("model.from_logits", "yes", "model.from_logits = 'yes': Input should be a valid boolean"),
+    ("train.optimizer", "adamw", "train.optimizer = 'adamw': Input should be 'adam', 'rmsprop' or 'sgd'"),
+    ("train.learning_rate", 0, "train.learning_rate = 0: Input should be greater than 0"),
+    ("train.learning_rate", -0.001, "train.learning_rate = -0.001"),
+    ("train.batch_size", 0, "train.batch_size = 0"),
+    ("plot.sample_grid", [4], "plot.sample_grid = [4]: List should have at least 2 items"),
+    ("plot.prediction_grid", [5, 0], "plot.prediction_grid.1 = 0"),
+    ("plot.dpi", 10, "plot.dpi = 10: Input should be greater than or equal to 50"),
+    ("plot", DELETE, "plot is missing"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_value_is_named_in_one_line(key, value, expected):
+    with pytest.raises(UserError) as failure:
+        params.parse(with_change(key, value))
+    message = str(failure.value)
+    assert message.startswith("params.yaml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_not_a_mapping_is_rejected():
+    with pytest.raises(UserError, match="Input should be a valid dictionary"):
+        params.parse([1, 2])
+
+
+def test_unparseable_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("epochs: [1\n")
+    with pytest.raises(UserError, match=r"params.yaml is not valid YAML") as failure:
+        params.load(path)
+    assert "\n" not in str(failure.value)
+
+
+def test_stage_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_change("epochs", 0)))
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.download", str(tmp_path / "raw")],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: epochs = 0: Input should be greater than or equal to 1"
+    ]
+    assert not (tmp_path / "raw").exists()

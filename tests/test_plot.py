@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages.plot import confusion_counts, pick_examples, plot
+from tests.conftest import make_params
+from tests.tiny_dataset import CLASS_NAMES
+
+
+def test_pick_examples_shows_mistakes_first_third():
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    probabilities = np.eye(2)[[0, 0, 0, 0, 1, 1]]  # indices 1, 3 and 4 are wrong
+    assert pick_examples(labels, probabilities, 3).tolist() == [0, 1, 2]
+    assert pick_examples(labels, probabilities, 6).tolist() == [0, 1, 2, 3, 5]  # only 5 exist after 2 wrong
+
+
+def test_confusion_counts_use_class_names_in_order(tmp_path):
+    path = tmp_path / "confusion.csv"
+    pd.DataFrame({"actual": ["b", "a", "a"], "predicted": ["a", "a", "c"]}).to_csv(path, index=False)
+    counts = confusion_counts(path, ["a", "b", "c"])
+    assert counts.index.tolist() == counts.columns.tolist() == ["a", "b", "c"]
+    assert counts.to_numpy().tolist() == [[1, 0, 1], [1, 0, 0], [0, 0, 0]]
+
+
+@pytest.fixture
+def live_dir(tmp_path):
+    for split in ("train", "eval"):
+        for metric in ("loss", "accuracy"):
+            path = tmp_path / "live/plots/metrics" / split / f"{metric}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"timestamp": [1, 2], "step": [0, 1], metric: [0.5, 0.3]}).to_csv(
+                path, sep="\t", index=False
+            )
+    return tmp_path / "live"
+
+
+def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(len(CLASS_NAMES)), size=100).astype(np.float32)
+    np.save(tmp_path / "p.npy", probabilities)
+    pairs = pd.DataFrame({"actual": list(CLASS_NAMES) * 25, "predicted": list(CLASS_NAMES[::-1]) * 25})
+    pairs.to_csv(tmp_path / "confusion.csv", index=False)
+    params = make_params(**{"plot.dpi": 60}).plot
+    written = plot(
+        tiny_processed, tmp_path / "p.npy", live_dir, tmp_path / "confusion.csv", tmp_path / "out", params
+    )
+    assert [p.name for p in written] == [
+        "samples.png",
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "predictions.png",
+    ]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width > 200
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
+
+
+def test_missing_curves_are_a_clear_error(tiny_processed, tmp_path):
+    from stages.errors import UserError
+    from stages.plot import learning_curves_figure
+
+    with pytest.raises(UserError, match="run the train stage first"):
+        learning_curves_figure(tmp_path / "nowhere")

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+
+from stages import processed
+from stages.errors import UserError
+from stages.preprocess import flatten_and_normalise, one_hot, preprocess, stratified_split
+from tests.tiny_dataset import CLASS_NAMES
+
+
+def test_flatten_and_normalise():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    flat = flatten_and_normalise(images)
+    assert flat.dtype == np.float32 and flat.shape == (1, 4)
+    np.testing.assert_allclose(flat, [[0.0, 1.0, 0.2, 0.4]])
+
+
+def test_one_hot():
+    encoded = one_hot(np.array([2, 0]), 3)
+    assert encoded.dtype == np.float32
+    assert encoded.tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_stratified_split_keeps_class_proportions_and_is_seeded():
+    labels = np.repeat(np.arange(4), [100, 200, 300, 400])
+    train, val = stratified_split(labels, 0.1, seed=1)
+    assert np.bincount(labels[val]).tolist() == [10, 20, 30, 40]
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(labels)
+    again_train, again_val = stratified_split(labels, 0.1, seed=1)
+    assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
+    assert not np.array_equal(val, stratified_split(labels, 0.1, seed=2)[1])
+
+
+def test_split_that_would_be_empty_is_an_error():
+    with pytest.raises(UserError, match=r"data\.val_fraction = 0\.01 leaves an empty split"):
+        stratified_split(np.arange(3), 0.01, seed=0)
+
+
+def test_preprocess_writes_the_contract(tiny_registered, tmp_path):
+    root, _ = tiny_registered
+    out = tmp_path / "processed"
+    preprocess(root, out, "tiny", 0.25, seed=0)
+    x_train, y_train = processed.load_split(out, "train")
+    x_val, y_val = processed.load_split(out, "val")
+    x_test, y_test = processed.load_split(out, "test")
+    assert (len(x_train), len(x_val), len(x_test)) == (300, 100, 100)
+    for x, y in ((x_train, y_train), (x_val, y_val), (x_test, y_test)):
+        assert x.dtype == np.float32 and x.shape[1] == 784 and x.min() >= 0 and x.max() <= 1
+        assert y.dtype == np.float32 and y.shape[1] == len(CLASS_NAMES) and np.all(y.sum(axis=1) == 1)
+    assert y_val.sum(axis=0).tolist() == [25, 25, 25, 25]
+    assert json.loads((out / "classes.json").read_text()) == list(CLASS_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "test.npz", "train.npz", "val.npz"]
+
+
+def test_processed_arrays_load_without_pickle(tiny_registered, tmp_path):
+    root, _ = tiny_registered
+    preprocess(root, tmp_path, "tiny", 0.25, seed=0)
+    with np.load(tmp_path / "train.npz", allow_pickle=False) as arrays:
+        assert sorted(arrays.files) == ["x", "y"]
