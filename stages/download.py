@@ -45,6 +45,14 @@ def sources(name: str, dataset: Dataset, mirror: str | None) -> list[str]:
     return found + list(dataset.mirrors)
 
 
+def _network_reason(error: requests.RequestException) -> str:
+    """The root cause in a few words, e.g. "Failed to resolve 'host' (...)" or "Connection refused"."""
+    cause = error.args[0] if error.args else error
+    cause = getattr(cause, "reason", cause)  # urllib3 wraps the cause in MaxRetryError
+    detail = str(cause).split("): ", 1)[-1].split(">: ", 1)[-1]
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
 @contextmanager
 def _open(url: str, timeout: tuple[float, float]) -> Iterator[tuple[Iterator[bytes], int | None]]:
     """Open a source file: its chunks and, if known, its size in bytes."""
@@ -55,7 +63,7 @@ def _open(url: str, timeout: tuple[float, float]) -> Iterator[tuple[Iterator[byt
         except requests.TooManyRedirects:
             raise SourceFailed("too many redirects") from None
         except requests.RequestException as error:
-            raise TransientFailure(f"connection failed ({type(error).__name__})") from None
+            raise TransientFailure(f"connection failed ({_network_reason(error)})") from None
         with response:
             if response.status_code != 200:
                 failure = TransientFailure if response.status_code >= 500 else SourceFailed
@@ -94,7 +102,7 @@ def fetch(url: str, expected: IdxFile, destination: Path, timeout: tuple[float, 
     except zlib.error:
         raise SourceFailed("not a valid gzip file") from None
     except requests.RequestException as error:
-        raise TransientFailure(f"transfer interrupted ({type(error).__name__})") from None
+        raise TransientFailure(f"transfer interrupted ({_network_reason(error)})") from None
     finally:
         progress.close()
     if not decompressor.eof:
