@@ -145,6 +145,8 @@ def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_optio
     """Download every file of dataset ``name`` into ``out_dir/name``, all verified or none."""
     dataset = DATASETS[name]
     final = out_dir / name
+    for stale in out_dir.glob(f".{name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run: never trusted
     staging = out_dir / f".{name}.partial-{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
     try:

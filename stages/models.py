@@ -10,19 +10,56 @@ import keras
 from stages.errors import UserError
 from stages.params import ModelParams
 
+# The model params each type reads; the others are ignored with a note.
+USES = {
+    "linear": {"type", "from_logits"},
+    "mlp": {"type", "from_logits", "hidden_units", "activation", "dropout", "batch_norm"},
+    "cnn": set(ModelParams.model_fields),
+}
+
+
+def ignored_params(params: ModelParams) -> list[str]:
+    return [name for name in ModelParams.model_fields if name not in USES[params.type]]
+
+
+def _dense_layers(params: ModelParams) -> list[keras.Layer]:
+    """Hidden Dense layers, each followed by batch normalisation and dropout if enabled."""
+    layers = []
+    for units in params.hidden_units:
+        layers.append(keras.layers.Dense(units, activation=params.activation))
+        if params.batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        if params.dropout:
+            layers.append(keras.layers.Dropout(params.dropout))
+    return layers
+
+
+def _conv_layers(params: ModelParams) -> list[keras.Layer]:
+    """Convolution blocks on the 28x28 image: Conv2D ('same' padding), batch norm, max pooling."""
+    layers: list[keras.Layer] = [keras.layers.Reshape((28, 28, 1))]
+    for filters in params.conv_filters:
+        layers.append(
+            keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation=params.activation)
+        )
+        if params.batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        layers.append(keras.layers.MaxPooling2D(params.pool_size))
+    layers.append(keras.layers.Flatten())
+    if params.dropout:
+        layers.append(keras.layers.Dropout(params.dropout))
+    return layers
+
 
 def build_model(params: ModelParams, n_inputs: int, n_classes: int) -> keras.Sequential:
-    """The model to train: ends in softmax, or in logits when ``from_logits`` is set."""
+    """The model to train, on flat inputs: ends in softmax, or in logits when ``from_logits`` is set."""
+    ignored = ignored_params(params)
+    if ignored:
+        print(f"note: model.type {params.type} ignores model.{', model.'.join(ignored)}")
     layers: list[keras.Layer] = [keras.Input((n_inputs,))]
     if params.type == "mlp":
-        for units in params.hidden_units:
-            layers.append(keras.layers.Dense(units, activation=params.activation))
-            if params.dropout:
-                layers.append(keras.layers.Dropout(params.dropout))
-    else:
-        print(
-            f"note: model.type {params.type} has no hidden layers; ignoring hidden_units, activation, dropout"
-        )
+        layers += _dense_layers(params)
+    elif params.type == "cnn":
+        layers += _conv_layers(params) + _dense_layers(params)
     layers.append(keras.layers.Dense(n_classes, activation=None if params.from_logits else "softmax"))
     return keras.Sequential(layers, name=params.type)
 

@@ -33,17 +33,27 @@ class DataParams(Section):
 
 
 class ModelParams(Section):
-    type: Literal["linear", "mlp"]
-    hidden_units: list[Positive] = Field(min_length=1)
+    type: Literal["linear", "mlp", "cnn"]
+    hidden_units: list[Positive] = Field(min_length=1)  # Dense layers (after the convolutions for cnn)
     activation: Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"]
     dropout: float = Field(ge=0, lt=1)
+    batch_norm: bool
+    conv_filters: list[Positive] = Field(min_length=1)  # one convolution block each
+    kernel_size: int = Field(ge=1, le=28)
+    pool_size: int = Field(ge=1, le=4)
     from_logits: bool
 
 
 class TrainParams(Section):
     optimizer: Literal["adam", "rmsprop", "sgd"]
     learning_rate: float = Field(gt=0)
+    momentum: float = Field(ge=0, lt=1)
     batch_size: Positive
+    label_smoothing: float = Field(ge=0, lt=1)
+    early_stopping_patience: int = Field(ge=0)
+    reduce_lr_patience: int = Field(ge=0)
+    reduce_lr_factor: float = Field(gt=0, lt=1)
+    jit_compile: Literal["auto", True, False]
 
 
 class PlotParams(Section):

@@ -28,23 +28,63 @@ OPTIMIZERS = {
 }
 
 
-def make_deterministic(seed: int) -> None:
+def make_deterministic(seed: int, jit_compile: bool | str) -> None:
     """Same params, same data, same machine: the same weights, bit for bit."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    # Keras silently turns XLA off under op determinism, so forcing XLA skips it;
+    # XLA's CPU kernels gave bit-identical weights run to run here (tests/test_train.py checks).
+    if jit_compile is not True:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
+    if params.optimizer == "adam":
+        if params.momentum:
+            print("note: train.optimizer adam ignores train.momentum")
+        return keras.optimizers.Adam(learning_rate=params.learning_rate)
+    return OPTIMIZERS[params.optimizer](learning_rate=params.learning_rate, momentum=params.momentum)
 
 
 def compile_model(model: keras.Model, params: TrainParams, from_logits: bool) -> None:
     model.compile(
-        optimizer=OPTIMIZERS[params.optimizer](learning_rate=params.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=from_logits),
+        jit_compile=params.jit_compile,  # "auto": Keras' choice, XLA on GPUs only
+        optimizer=make_optimizer(params),
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=from_logits, label_smoothing=params.label_smoothing
+        ),
         metrics=["accuracy"],
     )
 
 
+def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Callback]:
+    """Logging always; early stopping and learning-rate decay on the validation loss when enabled."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if params.reduce_lr_patience:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=params.reduce_lr_factor,
+                patience=params.reduce_lr_patience,
+                verbose=1,
+            )
+        )
+    if params.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=params.early_stopping_patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    # Last, so it also logs the learning rate ReduceLROnPlateau adds to the epoch's logs.
+    callbacks.append(DVCLiveCallback(live=live))
+    return callbacks
+
+
 def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict]:
     """Build and fit the model; return it and the training summary."""
-    make_deterministic(params.seed)
+    make_deterministic(params.seed, params.train.jit_compile)
     x_train, y_train = processed.load_split(data_dir, "train")
     validation = processed.load_split(data_dir, "val")
     model = build_model(params.model, x_train.shape[1], y_train.shape[1])
@@ -57,7 +97,7 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
         validation_data=validation,
         epochs=params.epochs,
         batch_size=params.train.batch_size,
-        callbacks=[DVCLiveCallback(live=live)],
+        callbacks=make_callbacks(params.train, live),
         verbose=2,
     )
     summary = {

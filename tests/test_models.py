@@ -17,13 +17,13 @@ def test_mlp_layers_and_parameter_count():
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
-def test_default_mlp_matches_the_mlp_512_reference():
-    model = build_model(make_params().model, 784, 10)
+def test_mlp_512_reference_parameter_count():
+    model = build_model(make_params(**{"model.hidden_units": [512]}).model, 784, 10)
     assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
 
 
 def test_no_dropout_layer_when_dropout_is_zero():
-    model = build_model(make_params(**{"model.dropout": 0.0}).model, 784, 10)
+    model = build_model(make_params(**{"model.dropout": 0.0, "model.hidden_units": [64]}).model, 784, 10)
     assert layer_types(model) == ["Dense", "Dense"]
 
 
@@ -31,12 +31,90 @@ def test_linear_is_softmax_regression_and_notes_ignored_params(capsys):
     model = build_model(make_params(**{"model.type": "linear"}).model, 784, 10)
     assert layer_types(model) == ["Dense"]
     assert model.count_params() == 784 * 10 + 10
-    assert "ignoring hidden_units" in capsys.readouterr().out
+    note = capsys.readouterr().out
+    assert "model.type linear ignores model.hidden_units, model.activation, model.dropout" in note
+    assert "model.from_logits" not in note
 
 
+def test_mlp_notes_the_convolution_params_it_ignores(capsys):
+    build_model(make_params().model, 784, 10)
+    assert (
+        "model.type mlp ignores model.conv_filters, model.kernel_size, model.pool_size"
+        in capsys.readouterr().out
+    )
+
+
+def test_batch_norm_after_each_hidden_layer():
+    model = build_model(
+        make_params(**{"model.hidden_units": [64, 32], "model.batch_norm": True}).model, 784, 10
+    )
+    assert layer_types(model) == [
+        "Dense",
+        "BatchNormalization",
+        "Dropout",
+        "Dense",
+        "BatchNormalization",
+        "Dropout",
+        "Dense",
+    ]
+    dense = (784 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
+    assert model.count_params() == dense + 4 * (64 + 32)  # gamma, beta, moving mean and variance
+
+
+def test_cnn_matches_the_fashion_cnn_reference(capsys):
+    changes = {
+        "model.type": "cnn",
+        "model.hidden_units": [128],
+        "model.dropout": 0.25,
+        "model.from_logits": True,
+    }
+    model = build_model(make_params(**changes).model, 784, 10)
+    assert layer_types(model) == [
+        "Reshape",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
+    conv = (3 * 3 * 1 * 32 + 32) + (3 * 3 * 32 * 64 + 64)
+    assert model.count_params() == conv + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10)
+    assert model.layers[-1].activation.__name__ == "linear"  # logits
+    assert "ignores" not in capsys.readouterr().out  # a cnn reads every model param
+
+
+def test_cnn_options_shape_the_network():
+    changes = {"model.type": "cnn", "model.conv_filters": [8], "model.kernel_size": 5, "model.pool_size": 4}
+    changes |= {"model.batch_norm": True, "model.dropout": 0.0, "model.hidden_units": [16]}
+    model = build_model(make_params(**changes).model, 784, 10)
+    assert layer_types(model) == [
+        "Reshape",
+        "Conv2D",
+        "BatchNormalization",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "BatchNormalization",
+        "Dense",
+    ]
+    assert model.layers[1].kernel.shape == (5, 5, 1, 8)
+    assert model.layers[4].output.shape == (None, 7 * 7 * 8)
+
+
+def test_fashion_tutorial_parameter_count():
+    changes = {"model.hidden_units": [128], "model.dropout": 0.0, "model.from_logits": True}
+    assert build_model(make_params(**changes).model, 784, 10).count_params() == 101_770
+
+
+@pytest.mark.parametrize("model_type", ["linear", "mlp", "cnn"])
 @pytest.mark.parametrize("from_logits", [False, True])
-def test_saved_model_returns_probabilities(tmp_path, from_logits):
-    model = build_model(make_params(**{"model.from_logits": from_logits}).model, 784, 10)
+def test_saved_model_returns_probabilities(tmp_path, model_type, from_logits):
+    changes = {"model.type": model_type, "model.from_logits": from_logits, "model.batch_norm": True}
+    model = build_model(make_params(**changes).model, 784, 10)
     x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
     raw = model.predict(x, verbose=0)
     assert np.allclose(raw.sum(axis=1), 1, atol=1e-5) != from_logits  # logits do not sum to 1

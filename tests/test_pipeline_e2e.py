@@ -7,7 +7,7 @@ A tiny dataset is registered with one registry entry, served over HTTP on
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, serve
+from tests.conftest import copy_project, serve
 from tests.tiny_dataset import write_tiny_dataset
 
-GENERATED = ("dvc.lock", "data", "models", "metrics", "plots", "dvc_plots")
+# Fixed epoch counts: the tests compare them.
+NO_SCHEDULE = {"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0}
 
 
 def run(args: list[str], cwd: Path, env: dict) -> str:
@@ -35,29 +36,9 @@ def stages_run(output: str) -> list[str]:
 def project(tmp_path_factory):
     """A git repository holding a copy of the project, set up for the tiny dataset."""
     root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if name.split("/")[0] not in GENERATED and (ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, root / name)
-
     mirror = tmp_path_factory.mktemp("mirror")
-    entry = write_tiny_dataset(mirror / "tiny")
-    with (root / "stages/datasets.py").open("a") as registry:
-        registry.write(f"\nDATASETS['tiny'] = {entry!r}\n")  # the one entry a user adds
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["dataset"] = "tiny"
-    params["epochs"] = 6
-    params["model"]["hidden_units"] = [32]
-    params["train"]["batch_size"] = 32
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
+    changes = {"epochs": 6, "model.hidden_units": [32], "train.batch_size": 32} | NO_SCHEDULE
+    copy_project(root, write_tiny_dataset(mirror / "tiny"), **changes)
     url, server = serve(mirror)
     env = {
         **os.environ,
@@ -137,3 +118,60 @@ def test_pipeline_end_to_end(project):
         "plots/predictions.png",
         "plots/samples.png",
     }
+
+
+@pytest.fixture
+def fresh_project(tmp_path):
+    """A committed project copy with a training run long enough to interrupt."""
+    mirror = tmp_path / "mirror"
+    changes = {"epochs": 40, "model.hidden_units": [32], "train.batch_size": 8} | NO_SCHEDULE
+    copy_project(tmp_path / "project", write_tiny_dataset(mirror / "tiny"), **changes)
+    url, server = serve(mirror)
+    env = {
+        **os.environ,
+        "DATA_MIRROR": url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONUNBUFFERED": "1",  # epoch lines arrive as they happen
+    }
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", "copy"],
+    ):
+        run(args, tmp_path / "project", env)
+    yield tmp_path / "project", env
+    server.shutdown()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_training_recovers_with_the_same_metrics(fresh_project, signal_number):
+    root, env = fresh_project
+    run(["dvc", "repro"], root, env)
+    uninterrupted = (root / "metrics/test.json").read_text()
+
+    # Rerun training and interrupt it a few epochs in, as Ctrl-C or a crash would.
+    process = subprocess.Popen(
+        ["dvc", "repro", "--force", "--single-item", "train"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 3/"):
+            os.killpg(process.pid, signal_number)
+            break
+    process.wait(timeout=60)
+    assert any(line.startswith("Epoch 3/") for line in seen), "".join(seen)
+    assert process.returncode != 0
+    assert not (root / "models/model.keras").exists()  # no stale model stands in for the new one
+    assert not list((root / "models").glob(".*tmp*"))  # nor a half-written one
+
+    recovered = run(["dvc", "repro"], root, env)
+    assert "train" in stages_run(recovered)
+    assert (root / "metrics/test.json").read_text() == uninterrupted
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], root, env)

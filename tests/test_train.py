@@ -1,14 +1,26 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from dvclive import Live
 
-from stages.train import train
-from tests.conftest import make_params
+from stages import processed
+from stages.train import make_callbacks, make_optimizer, train
+from tests.conftest import ROOT, make_params
 
-SMALL = {"epochs": 4, "model.hidden_units": [16], "train.batch_size": 32}
+# Small and plain: each test turns on what it checks.
+SMALL = {
+    "epochs": 4,
+    "model.hidden_units": [16],
+    "train.batch_size": 32,
+    "train.label_smoothing": 0.0,
+    "train.early_stopping_patience": 0,
+    "train.reduce_lr_patience": 0,
+}
 
 
 def fit(processed_dir, live_dir, **changes):
@@ -54,3 +66,92 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_processed, tmp_pat
     for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"model.type": "linear"},
+        {"model.type": "mlp", "model.batch_norm": True, "model.from_logits": True},
+        {"model.type": "cnn", "model.conv_filters": [4], "model.hidden_units": [8], "model.batch_norm": True},
+    ],
+    ids=["linear", "mlp-batchnorm-logits", "cnn"],
+)
+def test_each_model_family_learns(tiny_processed, tmp_path, changes):
+    _, summary = fit(tiny_processed, tmp_path / "live", **changes)
+    loss = curve(tmp_path / "live", "train", "loss")
+    assert loss[-1] < loss[0]
+    assert summary["best_val_accuracy"] > 0.5  # four classes: chance is 0.25
+
+
+def test_label_smoothing_raises_the_loss_floor(tiny_processed, tmp_path):
+    fit(tiny_processed, tmp_path / "plain", epochs=8)
+    fit(tiny_processed, tmp_path / "smooth", epochs=8, **{"train.label_smoothing": 0.2})
+    # With smoothed targets even a perfect classifier keeps a clearly positive loss.
+    assert (
+        curve(tmp_path / "smooth", "train", "loss")[-1] > curve(tmp_path / "plain", "train", "loss")[-1] + 0.1
+    )
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch(tiny_processed, tmp_path):
+    # A learning rate far too high makes the validation loss bounce, so patience 1 runs out.
+    changes = {"epochs": 30, "train.learning_rate": 0.5, "train.early_stopping_patience": 1}
+    model, summary = fit(tiny_processed, tmp_path / "live", **changes)
+    assert summary["epochs_run"] < 30
+    val_loss = curve(tmp_path / "live", "eval", "loss")
+    x_val, y_val = processed.load_split(tiny_processed, "val")
+    restored_loss = model.evaluate(x_val, y_val, verbose=0)[0]
+    assert restored_loss == pytest.approx(val_loss.min(), rel=1e-4)
+
+
+def test_reduce_lr_on_plateau_lowers_the_learning_rate(tiny_processed, tmp_path):
+    changes = {"epochs": 12, "train.learning_rate": 0.5, "train.reduce_lr_patience": 1}
+    fit(tiny_processed, tmp_path / "live", **{**changes, "train.reduce_lr_factor": 0.1})
+    learning_rate = curve(tmp_path / "live", "train", "learning_rate")
+    assert learning_rate[0] == pytest.approx(0.5) and learning_rate[-1] <= 0.05 + 1e-9
+
+
+def test_patience_zero_adds_no_callbacks(tmp_path):
+    plain = make_params(**{"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0})
+    assert [type(c).__name__ for c in make_callbacks(plain.train, live=None)] == ["DVCLiveCallback"]
+    both = make_params(**{"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2})
+    names = [type(c).__name__ for c in make_callbacks(both.train, live=None)]
+    assert names == ["ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+
+
+def test_sgd_uses_momentum_and_adam_notes_it_ignores_it(capsys):
+    sgd = make_optimizer(make_params(**{"train.optimizer": "sgd", "train.momentum": 0.9}).train)
+    assert sgd.momentum == 0.9
+    make_optimizer(make_params(**{"train.momentum": 0.9}).train)
+    assert "adam ignores train.momentum" in capsys.readouterr().out
+
+
+XLA_RUN = """
+import hashlib, sys
+from pathlib import Path
+from dvclive import Live
+from stages.train import train
+from tests.conftest import ROOT, make_params
+
+params = make_params(epochs=2, **{"model.hidden_units": [16], "model.dropout": 0.0, "train.jit_compile": True})
+with Live(sys.argv[2], dvcyaml=None, save_dvc_exp=False) as live:
+    model, _ = train(params, Path(sys.argv[1]), live)
+print(model.jit_compile, hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest())
+"""
+
+
+def test_forced_xla_is_used_and_deterministic(tiny_processed, tmp_path):
+    # A fresh process each: op determinism, once on, stays on and would silently turn XLA off.
+    outputs = []
+    for run in ("a", "b"):
+        result = subprocess.run(
+            [sys.executable, "-c", XLA_RUN, str(tiny_processed), str(tmp_path / run)],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(result.stdout.splitlines()[-1])
+    assert outputs[0].startswith("True ")  # XLA really compiled the step
+    assert outputs[0] == outputs[1]

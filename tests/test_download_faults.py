@@ -1,0 +1,165 @@
+"""Downloads against a real HTTP server on 127.0.0.1 that misbehaves on purpose."""
+
+import gzip
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages import download
+from stages.errors import UserError
+from tests.conftest import ROOT, copy_project, serve
+
+STALL_SECONDS = 3  # the server's stall; the client gives up after READ_TIMEOUT
+
+
+class FaultyHandler(http.server.SimpleHTTPRequestHandler):
+    """/<fault>/<file>: misbehave as <fault> says; /good/<file>: serve the real file."""
+
+    def log_message(self, *args):
+        pass
+
+    def real_file(self) -> bytes:
+        return (Path(self.directory) / "tiny" / Path(self.path).name).read_bytes()
+
+    def send(self, status: int, body: bytes, length: int | None = None, content_type="application/gzip"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        fault = self.path.split("/")[1]
+        if fault == "good":
+            self.send(200, self.real_file())
+        elif fault == "missing":
+            self.send_error(404)
+        elif fault == "server-error":
+            self.send_error(500)
+        elif fault == "stall":
+            body = self.real_file()
+            self.send(200, body[: len(body) // 2], length=len(body))
+            self.wfile.flush()
+            time.sleep(STALL_SECONDS)
+        elif fault == "truncated":
+            body = self.real_file()
+            self.send(200, body[: len(body) // 2], length=len(body))
+        elif fault == "not-gzip":
+            self.send(200, gzip.decompress(self.real_file()))
+        elif fault == "wrong-content":
+            content = bytearray(gzip.decompress(self.real_file()))
+            content[-1] ^= 0xFF
+            self.send(200, gzip.compress(bytes(content)))
+        elif fault == "html-200":
+            self.send(200, b"<!doctype html><title>Oops</title>Service unavailable", content_type="text/html")
+        elif fault == "redirect-loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+
+
+FAULTS = {
+    "missing": "HTTP 404",
+    "server-error": "HTTP 500",
+    "stall": "transfer interrupted (ConnectionError: ",
+    "truncated": "transfer interrupted (ChunkedEncodingError",
+    "not-gzip": "not a valid gzip file",
+    "wrong-content": "SHA-256",
+    "html-200": "not a valid gzip file",
+    "redirect-loop": "too many redirects",
+}
+FAST = {"timeout": (2.0, 0.5), "attempts": 1}
+
+
+@pytest.fixture
+def faulty_server(tiny_mirror):
+    url, server = serve(tiny_mirror[0], FaultyHandler)
+    yield url
+    server.shutdown()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_each_fault_falls_through_to_the_next_source(tiny_registered, faulty_server, tmp_path, fault):
+    _, entry = tiny_registered
+    destination = tmp_path / "file.gz"
+    used = download.fetch_from_any(
+        [f"{faulty_server}/{fault}/", f"{faulty_server}/good/"], entry.train_images, destination, **FAST
+    )
+    assert used == f"{faulty_server}/good/{entry.train_images.name}.gz"
+    assert (
+        destination.read_bytes()
+        == (tiny_registered[0] / "tiny" / f"{entry.train_images.name}.gz").read_bytes()
+    )
+
+
+def test_when_every_source_fails_each_is_named_and_nothing_is_kept(tiny_registered, faulty_server, tmp_path):
+    bases = [f"{faulty_server}/{fault}/" for fault in FAULTS]
+    with pytest.raises(UserError) as failure:
+        download.fetch_from_any(bases, tiny_registered[1].train_images, tmp_path / "f.gz", **FAST)
+    message = str(failure.value)
+    for fault, reason in FAULTS.items():
+        assert f"{faulty_server}/{fault}/train-images-idx3-ubyte.gz: {reason}" in message, fault
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_transient_failures_are_retried(tiny_registered, faulty_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+    with pytest.raises(
+        UserError, match=r"HTTP 500 Internal Server Error after 3 attempts; .*HTTP 404 Not Found$"
+    ):
+        download.fetch_from_any(
+            [f"{faulty_server}/server-error/", f"{faulty_server}/missing/"],
+            tiny_registered[1].train_labels,
+            tmp_path / "f.gz",
+            attempts=3,
+        )
+
+
+def test_official_mirrors_must_be_https():
+    from stages.datasets import DATASETS
+
+    assert all(url.startswith("https://") for d in DATASETS.values() for url in d.mirrors)
+
+
+def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
+    """SIGKILL the download stage mid-file: no dataset folder appears, and a rerun succeeds."""
+    root, entry = tiny_mirror
+    project = tmp_path / "project"
+    copy_project(project, entry)
+    url, server = serve(root, FaultyHandler)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        stalled = subprocess.Popen(
+            [sys.executable, "-m", "stages.download", "data/raw"],
+            cwd=project,
+            env={**env, "DATA_MIRROR": f"{url}/stall"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while not list((project / "data/raw").glob(".tiny.partial-*/*.gz")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list((project / "data/raw").glob(".tiny.partial-*/*.gz")), "the download never started"
+        stalled.send_signal(signal.SIGKILL)
+        stalled.wait()
+        assert not (project / "data/raw/tiny").exists()  # only a staging folder, never trusted
+
+        rerun = subprocess.run(
+            [sys.executable, "-m", "stages.download", "data/raw"],
+            cwd=project,
+            env={**env, "DATA_MIRROR": f"{url}/good"},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        server.shutdown()
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in (project / "data/raw").iterdir()) == ["tiny"]  # stale staging removed
+    assert len(list((project / "data/raw/tiny").iterdir())) == 4

@@ -1,0 +1,38 @@
+"""Nothing the pipeline reads can run code: no pickles, safe model loading, no shell interpolation."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from stages import processed
+from stages.models import load_model
+from tests.conftest import ROOT
+
+
+def test_object_arrays_are_refused(tmp_path):
+    np.savez(tmp_path / "train.npz", x=np.array([{"evil": 1}], dtype=object), y=np.zeros((1, 10)))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        processed.load_split(tmp_path, "train")
+
+
+def test_models_with_embedded_code_are_refused(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match="unsafe"):
+        load_model(tmp_path / "lambda.keras")
+
+
+def test_no_pickle_in_the_code():
+    for path in (ROOT / "stages").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"\bpickle\b|allow_pickle=True", text), path
+
+
+def test_stage_commands_interpolate_nothing():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert not re.search(r"[$`;|&<>]", stage["cmd"]), name
+        assert stage["cmd"].startswith(f"python -m stages.{name} "), name
