@@ -22,6 +22,9 @@ class Dataset:
     test_images: IdxFile
     test_labels: IdxFile
     mirrors: tuple[str, ...] = ()  # official base URLs (https only), tried in order
+    # How the images are framed, so new images can be framed alike: the longest side of the
+    # object spans this many of the 28 pixels, centred by its centre of mass (MNIST: 20).
+    object_size: int = 28
 
     @property
     def files(self) -> tuple[IdxFile, ...]:
@@ -55,6 +58,7 @@ DATASETS: dict[str, Dataset] = {
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
         ),
+        object_size=20,
     ),
     "fashion_mnist": Dataset(
         class_names=(

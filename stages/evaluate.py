@@ -1,8 +1,9 @@
 """Stage 4: score the saved model once on the test split.
 
-Writes the headline numbers (``accuracy``, ``loss``) as a small DVC metric, the
-per-class precision/recall/F1 and the (actual, predicted) class pairs for DVC's
-confusion-matrix plot, and the test probabilities for the plot stage.
+Writes the headline numbers (``accuracy``, ``loss``) as a small DVC metric; the
+detail beside it: per-class precision/recall/F1, the most confused class pairs and
+the (actual, predicted) class names for DVC's confusion-matrix plot; and the test
+probabilities for the plot stage.
 """
 
 import argparse
@@ -44,6 +45,30 @@ def per_class_report(actual: np.ndarray, predicted: np.ndarray, class_names: lis
     return pd.DataFrame(rows).round(4)
 
 
+def confused_pairs(
+    actual: np.ndarray, predicted: np.ndarray, class_names: list[str], top: int = 10
+) -> pd.DataFrame:
+    """The class pairs mistaken for each other most often, in either direction."""
+    n = len(class_names)
+    counts = np.zeros((n, n), dtype=int)
+    np.add.at(counts, (actual, predicted), 1)
+    rows = [
+        {
+            "class_a": class_names[a],
+            "class_b": class_names[b],
+            "count": counts[a, b] + counts[b, a],
+            "a_as_b": counts[a, b],
+            "b_as_a": counts[b, a],
+        }
+        for a in range(n)
+        for b in range(a + 1, n)
+        if counts[a, b] + counts[b, a]
+    ]
+    columns = ["class_a", "class_b", "count", "a_as_b", "b_as_a"]
+    pairs = pd.DataFrame(rows, columns=columns)
+    return pairs.sort_values("count", ascending=False, kind="stable").head(top).reset_index(drop=True)
+
+
 def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_path: Path) -> dict:
     x_test, y_test = processed.load_split(data_dir, "test")
     class_names = processed.load_classes(data_dir)
@@ -53,6 +78,11 @@ def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_
     names = np.array(class_names)
     with atomic_path(metrics_dir / "per_class.csv") as temporary:
         per_class_report(actual, predicted, class_names).to_csv(temporary, index=False)
+    pairs = confused_pairs(actual, predicted, class_names)
+    with atomic_path(metrics_dir / "confused_pairs.csv") as temporary:
+        pairs.to_csv(temporary, index=False)
+    for pair in pairs.head(3).itertuples():
+        print(f"confused: {pair.class_a} <-> {pair.class_b}: {pair.count} ({pair.a_as_b} + {pair.b_as_a})")
     with atomic_path(metrics_dir / "confusion.csv") as temporary:
         pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}).to_csv(temporary, index=False)
     with atomic_path(probabilities_path) as temporary:

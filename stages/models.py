@@ -1,9 +1,6 @@
 """Model builders: one Keras model per ``model.type``, built from params."""
 
-import os
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up noise; Python errors still show
 
 import keras
 

@@ -59,6 +59,7 @@ class TrainParams(Section):
 class PlotParams(Section):
     sample_grid: Grid  # rows, columns of training images
     prediction_grid: Grid  # rows, columns of test predictions
+    mistake_grid: Grid  # rows, columns of the most confident mistakes
     dpi: int = Field(ge=50, le=600)
 
 

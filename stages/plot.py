@@ -1,7 +1,8 @@
 """Stage 5: the figures a person looks at, as PNGs.
 
-Training samples, learning curves, the test confusion matrix and a grid of
-test predictions in the style of TensorFlow's classification tutorial.
+Training samples, learning curves, the test confusion matrix, per-class
+precision/recall/F1, a grid of test predictions in the style of TensorFlow's
+classification tutorial, and the test images the model got wrong most confidently.
 """
 
 import argparse
@@ -135,6 +136,46 @@ def _legend(class_names: list[str]) -> str:
     return ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
 
 
+def per_class_figure(per_class: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(per_class)))
+    rows = np.arange(len(per_class))
+    for offset, metric in zip((-0.27, 0, 0.27), ("precision", "recall", "f1"), strict=True):
+        ax.barh(rows + offset, per_class[metric], height=0.27, label=metric)
+    ax.set_yticks(rows, per_class["class"])
+    ax.invert_yaxis()  # first class on top
+    low = max(0.0, per_class[["precision", "recall", "f1"]].to_numpy().min() - 0.05)
+    ax.set(xlim=(low, 1.0), xlabel="score", title="Per-class precision, recall and F1 on the test set")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
+    fig.tight_layout()
+    return fig
+
+
+def confident_mistakes_figure(
+    x: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], grid: list[int]
+) -> plt.Figure:
+    """The wrong predictions the model was surest of: often label noise or genuinely ambiguous images."""
+    rows, cols = grid
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][: rows * cols]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    for ax, index in zip(axes.flat, [*worst, *[None] * (rows * cols - len(worst))], strict=True):
+        ax.axis("off")
+        if index is None:
+            continue
+        ax.imshow(as_image(x[index]), cmap="binary")
+        ax.set_title(
+            f"{class_names[predicted[index]]} {probabilities[index, predicted[index]]:.0%}\n"
+            f"(true: {class_names[labels[index]]})",
+            color=WRONG,
+            fontsize=8,
+        )
+    fig.suptitle(f"Most confident mistakes ({len(wrong)} of {len(labels)} test images are wrong)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, path: Path, dpi: int) -> None:
     with atomic_path(path) as temporary:
         fig.savefig(temporary, dpi=dpi)
@@ -145,7 +186,7 @@ def plot(
     data_dir: Path,
     probabilities_path: Path,
     live_dir: Path,
-    confusion_csv: Path,
+    metrics_dir: Path,
     out_dir: Path,
     params: PlotParams,
 ) -> list[Path]:
@@ -158,9 +199,17 @@ def plot(
     figures = {
         "samples.png": samples_figure(x_train, y_train.argmax(axis=1), class_names, params.sample_grid),
         "learning_curves.png": learning_curves_figure(live_dir),
-        "confusion_matrix.png": confusion_figure(confusion_counts(confusion_csv, class_names)),
+        "confusion_matrix.png": confusion_figure(
+            confusion_counts(metrics_dir / "confusion.csv", class_names)
+        ),
+        "per_class.png": per_class_figure(
+            pd.read_csv(metrics_dir / "per_class.csv", dtype={"class": str}, keep_default_na=False)
+        ),
         "predictions.png": predictions_figure(
             x_test[shown], test_labels[shown], probabilities[shown], class_names, params.prediction_grid
+        ),
+        "confident_mistakes.png": confident_mistakes_figure(
+            x_test, test_labels, probabilities, class_names, params.mistake_grid
         ),
     }
     for name, fig in figures.items():
@@ -173,12 +222,12 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path, help="preprocessed splits, e.g. data/processed")
     parser.add_argument("probabilities_path", type=Path, help="test probabilities from evaluate")
     parser.add_argument("live_dir", type=Path, help="DVCLive folder of the train stage")
-    parser.add_argument("confusion_csv", type=Path, help="(actual, predicted) pairs from evaluate")
+    parser.add_argument("metrics_dir", type=Path, help="evaluate's confusion.csv and per_class.csv")
     parser.add_argument("out_dir", type=Path, help="where the PNGs go, e.g. plots")
     args = parser.parse_args()
     params = params_schema.load()
     for path in plot(
-        args.data_dir, args.probabilities_path, args.live_dir, args.confusion_csv, args.out_dir, params.plot
+        args.data_dir, args.probabilities_path, args.live_dir, args.metrics_dir, args.out_dir, params.plot
     ):
         print(f"wrote {path}")
 

@@ -63,7 +63,7 @@ def preprocess(raw_dir: Path, out_dir: Path, dataset_name: str, val_fraction: fl
     ):
         processed.save_split(out_dir, split, flatten_and_normalise(images), one_hot(labels, n_classes))
         print(f"{split}: {len(labels)} samples")
-    processed.save_classes(out_dir, dataset.class_names)
+    processed.save_dataset_info(out_dir, dataset_name, dataset.class_names)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 ``<dir>/{train,val,test}.npz`` hold ``x`` (N x 784 float32 in [0, 1]) and ``y``
 (N x classes one-hot float32), uncompressed so they load in well under a
-second; ``<dir>/classes.json`` lists the class names in label order.
+second; ``<dir>/dataset.json`` names the dataset and its classes in label order.
 """
 
 import json
@@ -30,13 +30,22 @@ def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{path}: not found (run the preprocess stage first)") from None
 
 
-def save_classes(directory: Path, class_names: tuple[str, ...]) -> None:
-    write_text(directory / "classes.json", json.dumps(list(class_names), indent=1) + "\n")
+DATASET_FILE = "dataset.json"  # also saved beside the model, so predictions can be named
 
 
-def load_classes(directory: Path) -> list[str]:
-    path = directory / "classes.json"
+def save_dataset_info(directory: Path, name: str, class_names: tuple[str, ...]) -> None:
+    info = {"name": name, "class_names": list(class_names)}
+    write_text(directory / DATASET_FILE, json.dumps(info, indent=1) + "\n")
+
+
+def load_dataset_info(directory: Path) -> dict:
+    """``{"name": ..., "class_names": [...]}`` from a processed-data or model folder."""
+    path = directory / DATASET_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: not found (run the preprocess stage first)") from None
+        raise UserError(f"{path}: not found (run the pipeline first)") from None
+
+
+def load_classes(directory: Path) -> list[str]:
+    return load_dataset_info(directory)["class_names"]

@@ -122,6 +122,9 @@ def main() -> None:
             live.log_metric(name, value, plot=False)
     with atomic_path(args.model_path) as temporary:
         with_probabilities(model, params.model.from_logits).save(temporary)
+    # The class names travel with the model, for whoever uses it next (stages.predict).
+    info = processed.load_dataset_info(args.data_dir)
+    processed.save_dataset_info(args.model_path.parent, info["name"], info["class_names"])
     print(", ".join(f"{name} {value}" for name, value in summary.items()))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluate import evaluate, headline_metrics, per_class_report
+from stages.evaluate import confused_pairs, evaluate, headline_metrics, per_class_report
 from stages.models import build_model
 from tests.conftest import make_params
 from tests.tiny_dataset import CLASS_NAMES
@@ -47,7 +47,27 @@ def test_evaluate_writes_metrics_tables_and_probabilities(tiny_processed, tmp_pa
     per_class = pd.read_csv(tmp_path / "metrics/per_class.csv")
     assert per_class["class"].tolist() == list(CLASS_NAMES) and per_class["support"].sum() == 100
     assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == [
+        "confused_pairs.csv",
         "confusion.csv",
         "per_class.csv",
         "test.json",
     ]
+    confused = pd.read_csv(tmp_path / "metrics/confused_pairs.csv")
+    # Four classes make at most six pairs, all listed: together they hold every mistake.
+    assert confused["count"].sum() == (pairs["actual"] != pairs["predicted"]).sum()
+
+
+def test_confused_pairs_count_both_directions_by_hand():
+    names = ["T-shirt/top", "Trouser", "Shirt"]
+    actual = np.array([0, 0, 2, 2, 2, 1, 1])
+    predicted = np.array([2, 0, 0, 0, 2, 1, 2])
+    pairs = confused_pairs(actual, predicted, names)
+    assert pairs.to_dict("records") == [
+        {"class_a": "T-shirt/top", "class_b": "Shirt", "count": 3, "a_as_b": 1, "b_as_a": 2},
+        {"class_a": "Trouser", "class_b": "Shirt", "count": 1, "a_as_b": 1, "b_as_a": 0},
+    ]
+
+
+def test_no_mistakes_no_pairs():
+    labels = np.array([0, 1, 2])
+    assert confused_pairs(labels, labels, ["a", "b", "c"]).empty

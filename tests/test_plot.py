@@ -38,17 +38,23 @@ def live_dir(tmp_path):
 def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
     probabilities = np.random.default_rng(0).dirichlet(np.ones(len(CLASS_NAMES)), size=100).astype(np.float32)
     np.save(tmp_path / "p.npy", probabilities)
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
     pairs = pd.DataFrame({"actual": list(CLASS_NAMES) * 25, "predicted": list(CLASS_NAMES[::-1]) * 25})
-    pairs.to_csv(tmp_path / "confusion.csv", index=False)
-    params = make_params(**{"plot.dpi": 60}).plot
-    written = plot(
-        tiny_processed, tmp_path / "p.npy", live_dir, tmp_path / "confusion.csv", tmp_path / "out", params
+    pairs.to_csv(metrics / "confusion.csv", index=False)
+    scores = {"precision": 0.5, "recall": 0.4, "f1": 0.44, "support": 25}
+    pd.DataFrame([{"class": name, **scores} for name in CLASS_NAMES]).to_csv(
+        metrics / "per_class.csv", index=False
     )
+    params = make_params(**{"plot.dpi": 60}).plot
+    written = plot(tiny_processed, tmp_path / "p.npy", live_dir, metrics, tmp_path / "out", params)
     assert [p.name for p in written] == [
         "samples.png",
         "learning_curves.png",
         "confusion_matrix.png",
+        "per_class.png",
         "predictions.png",
+        "confident_mistakes.png",
     ]
     for path in written:
         with Image.open(path) as image:
@@ -62,3 +68,14 @@ def test_missing_curves_are_a_clear_error(tiny_processed, tmp_path):
 
     with pytest.raises(UserError, match="run the train stage first"):
         learning_curves_figure(tmp_path / "nowhere")
+
+
+def test_confident_mistakes_are_the_surest_wrong_answers():
+    from stages.plot import confident_mistakes_figure
+
+    labels = np.array([0, 1, 0, 1])
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.05, 0.95]])  # 1 and 2 are wrong
+    fig = confident_mistakes_figure(np.zeros((4, 784)), labels, probabilities, ["zero", "one"], [1, 3])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["one 80%\n(true: zero)", "zero 60%\n(true: one)", ""]
+    assert "2 of 4 test images are wrong" in fig._suptitle.get_text()

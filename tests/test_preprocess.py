@@ -49,8 +49,11 @@ def test_preprocess_writes_the_contract(tiny_registered, tmp_path):
         assert x.dtype == np.float32 and x.shape[1] == 784 and x.min() >= 0 and x.max() <= 1
         assert y.dtype == np.float32 and y.shape[1] == len(CLASS_NAMES) and np.all(y.sum(axis=1) == 1)
     assert y_val.sum(axis=0).tolist() == [25, 25, 25, 25]
-    assert json.loads((out / "classes.json").read_text()) == list(CLASS_NAMES)
-    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "test.npz", "train.npz", "val.npz"]
+    assert json.loads((out / "dataset.json").read_text()) == {
+        "name": "tiny",
+        "class_names": list(CLASS_NAMES),
+    }
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "test.npz", "train.npz", "val.npz"]
 
 
 def test_processed_arrays_load_without_pickle(tiny_registered, tmp_path):

@@ -1,0 +1,135 @@
+"""Classify your own images with the trained model: python -m stages.predict IMAGE...
+
+Each PNG or JPEG, of any size, is framed the way the training data is: grayscale,
+light strokes on a dark background (light-background photos are inverted, with a
+note), the object cropped, scaled so its longest side spans the dataset's object
+size and centred by its centre of mass in a 28x28 field. One line per image, or
+with ``--json`` one JSON object per line.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from stages import processed
+from stages.datasets import DATASETS
+from stages.errors import UserError, run
+
+FORMATS = {"PNG", "JPEG"}
+TOP = 3
+INK = 0.25  # a pixel is part of the object above this share of the brightest pixel
+
+
+class ImageError(Exception):
+    """This image cannot be classified; the others still are."""
+
+
+def read_grayscale(path: Path) -> np.ndarray:
+    """The image as float32 gray levels in [0, 1]; only PNG and JPEG are decoded."""
+    try:
+        with Image.open(path) as image:
+            if image.format not in FORMATS:
+                raise ImageError(f"not a PNG or JPEG image ({image.format})")
+            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image") from None
+    except PermissionError:
+        raise ImageError("cannot read: permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError("not a PNG or JPEG image") from None
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ImageError(f"cannot decode: {error}") from None
+
+
+def to_dark_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Light strokes on dark, as in MNIST; returns whether the image was inverted."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        return 1.0 - gray, True
+    return gray, False
+
+
+def frame(gray: np.ndarray, object_size: int) -> np.ndarray:
+    """Crop the object, scale its longest side to ``object_size`` and centre it by mass in 28x28."""
+    gray = gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    gray = np.clip(gray, 0, None)
+    if gray.max() <= 0.05:
+        raise ImageError("no object found: the image is blank")
+    rows, cols = np.nonzero(gray > INK * gray.max())
+    crop = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] / gray.max()
+    scale = object_size / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    resized = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    resized = np.clip(resized, 0, 1)
+    height, width = resized.shape
+    mass = resized.sum()
+    centre_row = (resized.sum(axis=1) @ np.arange(height)) / mass
+    centre_col = (resized.sum(axis=0) @ np.arange(width)) / mass
+    # Put the centre of mass at the field's centre, keeping the whole object inside.
+    top = int(np.clip(round(13.5 - centre_row), 0, 28 - height))
+    left = int(np.clip(round(13.5 - centre_col), 0, 28 - width))
+    field = np.zeros((28, 28), dtype=np.float32)
+    field[top : top + height, left : left + width] = resized
+    return field
+
+
+def prepare(path: Path, object_size: int) -> tuple[np.ndarray, bool]:
+    """The image as one flat 784-vector in [0, 1], and whether it was inverted."""
+    gray, inverted = to_dark_background(read_grayscale(path))
+    return frame(gray, object_size).reshape(784), inverted
+
+
+def top_classes(probabilities: np.ndarray, class_names: list[str]) -> list[dict]:
+    order = np.argsort(probabilities)[::-1][:TOP]
+    return [{"class": class_names[i], "probability": round(float(probabilities[i]), 4)} for i in order]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files")
+    parser.add_argument("--model", type=Path, default=Path("models/model.keras"), help="a trained model")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+
+    info = processed.load_dataset_info(args.model.parent)
+    if info["name"] not in DATASETS:
+        raise UserError(f"{args.model}: trained on {info['name']!r}, which is not in the dataset registry")
+    object_size = DATASETS[info["name"]].object_size
+    from stages.models import load_model  # TensorFlow loads only once the arguments are sound
+
+    model = load_model(args.model)
+    prepared, failures = {}, {}
+    for path in args.images:
+        try:
+            prepared[path], inverted = prepare(path, object_size)
+        except ImageError as error:
+            failures[path] = str(error)
+            continue
+        if inverted:
+            print(f"note: {path} has a light background; inverted to light-on-dark", file=sys.stderr)
+    batch = np.stack(list(prepared.values())) if prepared else np.zeros((0, 784), np.float32)
+    probabilities = dict(zip(prepared, model.predict(batch, verbose=0), strict=True))
+    for path in args.images:  # in the order given, failures included
+        if path in failures:
+            if args.json:
+                print(json.dumps({"image": str(path), "error": failures[path]}))
+            else:
+                print(f"{path}: error: {failures[path]}", file=sys.stderr)
+            continue
+        predictions = top_classes(probabilities[path], info["class_names"])
+        if args.json:
+            print(json.dumps({"image": str(path), "predictions": predictions}))
+        else:
+            print(f"{path}: " + ", ".join(f"{p['class']} ({p['probability']:.1%})" for p in predictions))
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,161 @@
+"""stages.predict on real image files: framing, inversion, bad files and the JSON output."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages import processed
+from stages.predict import ImageError, frame, prepare, to_dark_background, top_classes
+from tests.conftest import ROOT
+
+
+def save(array: np.ndarray, path, **options):
+    Image.fromarray(array.astype(np.uint8)).save(path, **options)
+    return path
+
+
+def test_object_is_scaled_and_centred_by_mass():
+    canvas = np.zeros((300, 500), np.float32)
+    canvas[10:110, 400:450] = 1.0  # a tall bar in the top-right corner
+    field = frame(canvas, object_size=20)
+    assert field.shape == (28, 28)
+    rows, cols = np.nonzero(field > 0.5)
+    assert rows.max() - rows.min() + 1 == 20  # the longest side spans the object size
+    assert abs(rows.mean() - 13.5) <= 1 and abs(cols.mean() - 13.5) <= 1
+
+
+def test_light_background_is_inverted_and_reported():
+    paper = np.full((50, 50), 0.9, np.float32)
+    paper[20:30, 20:30] = 0.1  # dark ink
+    dark, inverted = to_dark_background(paper)
+    assert inverted and dark[25, 25] > 0.8 and dark[0, 0] < 0.2
+    assert to_dark_background(dark)[1] is False
+
+
+def test_blank_image_is_an_error():
+    with pytest.raises(ImageError, match="blank"):
+        frame(np.full((40, 40), 0.3, np.float32), 20)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.txt", b"just text", "not a PNG or JPEG image"),
+        ("fake.png", b"\x89PNG\r\n\x1a\nbroken", "not a PNG or JPEG image"),
+        ("missing.png", None, "file not found"),
+    ],
+)
+def test_bad_files_are_refused(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageError, match=message):
+        prepare(path, 20)
+
+
+def test_other_image_formats_are_refused(tmp_path):
+    path = save(np.zeros((28, 28)), tmp_path / "image.gif")
+    with pytest.raises(ImageError, match=r"not a PNG or JPEG image \(GIF\)"):
+        prepare(path, 20)
+
+
+def test_top_classes_most_probable_first():
+    ranked = top_classes(np.array([0.1, 0.6, 0.05, 0.25]), ["a", "b", "c", "d"])
+    assert ranked == [
+        {"class": "b", "probability": 0.6},
+        {"class": "d", "probability": 0.25},
+        {"class": "a", "probability": 0.1},
+    ]
+
+
+SHAPES = ("tall bar", "wide bar", "square", "ring")
+
+
+def draw(shape: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A light shape on a dark, slightly noisy canvas, at a random place and scale."""
+    height, width = size
+    canvas = rng.uniform(0, 30, size)
+    side = int(rng.uniform(0.3, 0.6) * min(size))
+    top, left = rng.integers(0, height - side), rng.integers(0, width - side)
+    thin = max(2, side // 5)
+    block = np.zeros((side, side))
+    if shape == 0:
+        block[:, (side - thin) // 2 : (side + thin) // 2] = 1
+    elif shape == 1:
+        block[(side - thin) // 2 : (side + thin) // 2, :] = 1
+    elif shape == 2:
+        block[:] = 1
+    else:
+        block[:] = 1
+        block[thin:-thin, thin:-thin] = 0
+    canvas[top : top + side, left : left + side] += 220 * block
+    return np.clip(canvas, 0, 255)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """A real model trained on shapes framed the way predict frames images, saved as train saves it."""
+    import keras
+
+    from stages.models import build_model
+    from tests.conftest import make_params
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(600) % len(SHAPES)
+    x = np.stack([frame(draw(label, (40, 40), rng) / 255, 28).reshape(784) for label in labels])
+    keras.utils.set_random_seed(0)
+    model = build_model(make_params(**{"model.hidden_units": [32]}).model, 784, len(SHAPES))
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(x, np.eye(len(SHAPES))[labels], epochs=20, batch_size=32, verbose=0)
+    directory = tmp_path_factory.mktemp("model")
+    model.save(directory / "model.keras")
+    processed.save_dataset_info(
+        directory, "fashion_mnist", SHAPES
+    )  # Fashion-MNIST's framing: object fills 28
+    return directory / "model.keras"
+
+
+def predict(model, *images, json_output=False):
+    args = [sys.executable, "-m", "stages.predict", "--model", str(model), *map(str, images)]
+    return subprocess.run(
+        args + (["--json"] if json_output else []),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_predicts_images_of_any_size_and_polarity(trained_model, tmp_path):
+    rng = np.random.default_rng(5)
+    images = [
+        save(draw(3, (28, 28), rng), tmp_path / "small.png"),
+        save(draw(3, (300, 420), rng), tmp_path / "big.jpg", quality=90),
+        save(255 - draw(3, (200, 150), rng), tmp_path / "photo.png"),  # dark ring on light paper
+        tmp_path / "missing.png",
+    ]
+    result = predict(trained_model, *images, json_output=True)
+    assert result.returncode == 1  # one image failed, the others were still answered
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [str(path) for path in images]
+    for line in lines[:3]:
+        assert line["predictions"][0]["class"] == "ring", line
+        assert len(line["predictions"]) == 3
+        probabilities = [p["probability"] for p in line["predictions"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+    assert lines[3] == {"image": str(images[3]), "error": "file not found"}
+    assert f"note: {images[2]} has a light background; inverted" in result.stderr
+    assert "small.png has a light background" not in result.stderr
+
+
+def test_plain_output_one_line_per_image(trained_model, tmp_path):
+    image = save(draw(1, (60, 90), np.random.default_rng(2)), tmp_path / "wide.png")
+    result = predict(trained_model, image)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{image}: wide bar (")
+    assert result.stdout.count("\n") == 1 and result.stdout.count("%") == 3
