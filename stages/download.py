@@ -49,7 +49,8 @@ def _network_reason(error: requests.RequestException) -> str:
     """The root cause in a few words, e.g. "Failed to resolve 'host' (...)" or "Connection refused"."""
     cause = error.args[0] if error.args else error
     cause = getattr(cause, "reason", cause)  # urllib3 wraps the cause in MaxRetryError
-    detail = str(cause).split("): ", 1)[-1].split(">: ", 1)[-1]
+    message = cause.args[0] if getattr(cause, "args", None) and isinstance(cause.args[0], str) else str(cause)
+    detail = message.split("): ", 1)[-1].split(">: ", 1)[-1]  # drop urllib3's connection-object prefix
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 

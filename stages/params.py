@@ -23,6 +23,7 @@ class Section(BaseModel):
 class DataParams(Section):
     dataset: str
     val_fraction: float = Field(gt=0, lt=1)
+    train_fraction: float = Field(gt=0, le=1)  # of what remains for training, for quick iterations
 
     @field_validator("dataset")
     @classmethod

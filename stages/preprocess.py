@@ -44,7 +44,14 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     return train_index, val_index
 
 
-def preprocess(raw_dir: Path, out_dir: Path, dataset_name: str, val_fraction: float, seed: int) -> None:
+def preprocess(
+    raw_dir: Path,
+    out_dir: Path,
+    dataset_name: str,
+    val_fraction: float,
+    seed: int,
+    train_fraction: float = 1.0,
+) -> None:
     dataset = DATASETS[dataset_name]
     n_classes = len(dataset.class_names)
     source = raw_dir / dataset_name
@@ -55,6 +62,9 @@ def preprocess(raw_dir: Path, out_dir: Path, dataset_name: str, val_fraction: fl
     train_images, train_labels = read(dataset.train_images, dataset.train_labels)
     test_images, test_labels = read(dataset.test_images, dataset.test_labels)
     train_index, val_index = stratified_split(train_labels, val_fraction, seed)
+    if train_fraction < 1:
+        _, kept = stratified_split(train_labels[train_index], train_fraction, seed)
+        train_index = train_index[kept]
     # Split the uint8 images before converting: a quarter of the memory per copy.
     for split, images, labels in (
         ("train", train_images[train_index], train_labels[train_index]),
@@ -72,7 +82,8 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path, help="e.g. data/processed")
     args = parser.parse_args()
     params = params_schema.load()
-    preprocess(args.raw_dir, args.out_dir, params.data.dataset, params.data.val_fraction, params.seed)
+    data = params.data
+    preprocess(args.raw_dir, args.out_dir, data.dataset, data.val_fraction, params.seed, data.train_fraction)
 
 
 if __name__ == "__main__":

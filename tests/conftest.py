@@ -1,7 +1,5 @@
 import functools
 import http.server
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -10,50 +8,23 @@ import yaml
 
 from stages import datasets, params
 from stages.preprocess import preprocess
+from tests.project_copy import ROOT, copy_project, set_dotted
 from tests.tiny_dataset import write_tiny_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ("dvc.lock", "data", "models", "metrics", "plots", "dvc_plots")  # pipeline outputs, not copied
 
 
 def make_params(**changes) -> params.Params:
     """The committed params with some dotted keys changed: make_params(**{"model.type": "linear"})."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in changes.items():
-        *parents, last = key.split(".")
-        section = raw
-        for part in parents:
-            section = section[part]
-        section[last] = value
-    return params.parse(raw)
+    return params.parse(set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), changes))
 
 
-def copy_project(destination: Path, tiny: datasets.Dataset, **changes) -> None:
-    """Copy the project's files (not its outputs) and register the tiny dataset as its default.
+def copy_tiny_project(destination: Path, tiny: datasets.Dataset, **changes) -> None:
+    """A copy of the project with the tiny dataset registered as its default.
 
     Registering is what a user does for a new dataset: one entry in the registry.
     """
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if name.split("/")[0] not in GENERATED and (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
+    copy_project(destination, **{"data.dataset": "tiny", **changes})
     with (destination / "stages/datasets.py").open("a") as registry:
         registry.write(f"\nDATASETS['tiny'] = {tiny!r}\n")
-    raw = yaml.safe_load((destination / "params.yaml").read_text())
-    for key, value in {"data.dataset": "tiny", **changes}.items():
-        *parents, last = key.split(".")
-        section = raw
-        for part in parents:
-            section = section[part]
-        section[last] = value
-    (destination / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from stages import download
 from stages.errors import UserError
-from tests.conftest import ROOT, copy_project, serve
+from tests.conftest import ROOT, copy_tiny_project, serve
 
 STALL_SECONDS = 3  # the server's stall; the client gives up after READ_TIMEOUT
 
@@ -67,8 +67,8 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
 FAULTS = {
     "missing": "HTTP 404",
     "server-error": "HTTP 500",
-    "stall": "transfer interrupted (ConnectionError: ",
-    "truncated": "transfer interrupted (ChunkedEncodingError",
+    "stall": "transfer interrupted (ConnectionError: Read timed out.)",
+    "truncated": "transfer interrupted (ChunkedEncodingError: Connection broken: IncompleteRead(",
     "not-gzip": "not a valid gzip file",
     "wrong-content": "SHA-256",
     "html-200": "not a valid gzip file",
@@ -132,7 +132,7 @@ def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
     """SIGKILL the download stage mid-file: no dataset folder appears, and a rerun succeeds."""
     root, entry = tiny_mirror
     project = tmp_path / "project"
-    copy_project(project, entry)
+    copy_tiny_project(project, entry)
     url, server = serve(root, FaultyHandler)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:

@@ -17,12 +17,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_project, serve
+from tests.conftest import ROOT, copy_tiny_project, serve
+from tests.project_copy import init_git
 from tests.tiny_dataset import write_tiny_dataset
 
 PNGS = ("samples", "learning_curves", "confusion_matrix", "per_class", "predictions", "confident_mistakes")
 # Fixed epoch counts: the tests compare them.
 NO_SCHEDULE = {"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0}
+
+
+def dvc_env(mirror_url: str) -> dict:
+    """This venv's dvc and python first on PATH, and the test mirror as DATA_MIRROR."""
+    return os.environ | {
+        "DATA_MIRROR": mirror_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
 
 
 def run(args: list[str], cwd: Path, env: dict) -> str:
@@ -41,23 +50,11 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     mirror = tmp_path_factory.mktemp("mirror")
     changes = {"epochs": 6, "model.hidden_units": [32], "train.batch_size": 32} | NO_SCHEDULE
-    copy_project(root, write_tiny_dataset(mirror / "tiny"), **changes)
+    copy_tiny_project(root, write_tiny_dataset(mirror / "tiny"), **changes)
     (root / "node_modules").symlink_to(ROOT / "node_modules")  # the Vega libraries, from `npm ci`
     url, server = serve(mirror)
-    env = {
-        **os.environ,
-        "DATA_MIRROR": url,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    for args in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "config", "user.email", "e2e@example.com"],
-        ["git", "config", "user.name", "e2e"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "project copy"],
-    ):
-        run(args, root, env)
-    yield root, env
+    init_git(root)
+    yield root, dvc_env(url)
     server.shutdown()
 
 
@@ -149,20 +146,10 @@ def fresh_project(tmp_path):
     """A committed project copy with a training run long enough to interrupt."""
     mirror = tmp_path / "mirror"
     changes = {"epochs": 40, "model.hidden_units": [32], "train.batch_size": 8} | NO_SCHEDULE
-    copy_project(tmp_path / "project", write_tiny_dataset(mirror / "tiny"), **changes)
+    copy_tiny_project(tmp_path / "project", write_tiny_dataset(mirror / "tiny"), **changes)
     url, server = serve(mirror)
-    env = {
-        **os.environ,
-        "DATA_MIRROR": url,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONUNBUFFERED": "1",  # epoch lines arrive as they happen
-    }
-    for args in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", "copy"],
-    ):
-        run(args, tmp_path / "project", env)
+    env = dvc_env(url) | {"PYTHONUNBUFFERED": "1"}  # epoch lines arrive as they happen
+    init_git(tmp_path / "project")
     yield tmp_path / "project", env
     server.shutdown()
 

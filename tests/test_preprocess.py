@@ -61,3 +61,18 @@ def test_processed_arrays_load_without_pickle(tiny_registered, tmp_path):
     preprocess(root, tmp_path, "tiny", 0.25, seed=0)
     with np.load(tmp_path / "train.npz", allow_pickle=False) as arrays:
         assert sorted(arrays.files) == ["x", "y"]
+
+
+def test_train_fraction_keeps_a_stratified_subset_and_the_same_val_and_test(tiny_registered, tmp_path):
+    root, _ = tiny_registered
+    preprocess(root, tmp_path / "all", "tiny", 0.25, seed=0)
+    preprocess(root, tmp_path / "quarter", "tiny", 0.25, seed=0, train_fraction=0.25)
+    x_all, _ = processed.load_split(tmp_path / "all", "train")
+    x_quarter, y_quarter = processed.load_split(tmp_path / "quarter", "train")
+    assert y_quarter.sum(axis=0).tolist() == [19, 19, 19, 19]  # a quarter of each class's 75, rounded
+    assert all((x_all == row).all(axis=1).any() for row in x_quarter)  # a subset of the full training split
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(
+            processed.load_split(tmp_path / "all", split)[0],
+            processed.load_split(tmp_path / "quarter", split)[0],
+        )
