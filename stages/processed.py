@@ -1,8 +1,11 @@
 """The preprocessed data on disk: the contract between preprocess and later stages.
 
-``<dir>/{train,val,test}.npz`` hold ``x`` (N x 784 float32 in [0, 1]) and ``y``
-(N x classes one-hot float32), uncompressed so they load in well under a
-second; ``<dir>/dataset.json`` names the dataset and its classes in label order.
+``<dir>/<split>_x.npy`` (N x 784 float32 in [0, 1]) and ``<dir>/<split>_y.npy``
+(N x classes one-hot float32) for the splits train, val and test: plain ``.npy``
+files, so they are memory-mapped instead of read and copied, and the same arrays
+always give the same bytes (DVC then skips retraining when a rerun of preprocess
+changed nothing). ``<dir>/dataset.json`` names the dataset and its classes in
+label order.
 """
 
 import json
@@ -17,17 +20,23 @@ SPLITS = ("train", "val", "test")
 
 
 def save_split(directory: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
-    with atomic_path(directory / f"{split}.npz") as temporary:
-        np.savez(temporary, x=x, y=y)
+    for name, array in (("x", x), ("y", y)):
+        with atomic_path(directory / f"{split}_{name}.npy") as temporary:
+            np.save(temporary, array, allow_pickle=False)
 
 
 def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    path = directory / f"{split}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return arrays["x"], arrays["y"]
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found (run the preprocess stage first)") from None
+    """Read-only memory maps: pages are read only when used, and never copied up front."""
+    arrays = []
+    for name in ("x", "y"):
+        path = directory / f"{split}_{name}.npy"
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except FileNotFoundError:
+            raise UserError(f"{path}: not found (run the preprocess stage first)") from None
+        except ValueError as error:  # e.g. pickled Python objects, which are never loaded
+            raise UserError(f"{path}: not a plain numeric array ({error})") from None
+    return arrays[0], arrays[1]
 
 
 DATASET_FILE = "dataset.json"  # also saved beside the model, so predictions can be named

@@ -53,14 +53,20 @@ def test_preprocess_writes_the_contract(tiny_registered, tmp_path):
         "name": "tiny",
         "class_names": list(CLASS_NAMES),
     }
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "test.npz", "train.npz", "val.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dataset.json",
+        *(f"{split}_{name}.npy" for split in ("test", "train", "val") for name in "xy"),
+    ]
 
 
-def test_processed_arrays_load_without_pickle(tiny_registered, tmp_path):
+def test_processed_arrays_are_memory_mapped_and_reproducible(tiny_registered, tmp_path):
     root, _ = tiny_registered
-    preprocess(root, tmp_path, "tiny", 0.25, seed=0)
-    with np.load(tmp_path / "train.npz", allow_pickle=False) as arrays:
-        assert sorted(arrays.files) == ["x", "y"]
+    preprocess(root, tmp_path / "a", "tiny", 0.25, seed=0)
+    preprocess(root, tmp_path / "b", "tiny", 0.25, seed=0)
+    x, _ = processed.load_split(tmp_path / "a", "train")
+    assert isinstance(x, np.memmap) and not x.flags.writeable
+    for path in (tmp_path / "a").iterdir():  # same input, same bytes: DVC sees nothing changed
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
 
 
 def test_train_fraction_keeps_a_stratified_subset_and_the_same_val_and_test(tiny_registered, tmp_path):
