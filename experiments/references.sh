@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PLAIN=(-S model.activation=relu -S model.dropout=0 -S model.batch_norm=false -S model.from_logits=false
        -S train.learning_rate=0.001 -S train.momentum=0 -S train.label_smoothing=0
        -S train.early_stopping_patience=0 -S train.reduce_lr_patience=0 -S data.val_fraction=0.1
-       -S train.jit_compile=auto)
+       -S train.jit_compile=auto -S data.train_fraction=1.0 -S seed=42)
 MNIST=(-S data.dataset=mnist)
 FASHION=(-S data.dataset=fashion_mnist)
 CNN=(-S model.type=cnn "-S model.conv_filters=[32,64]" -S model.kernel_size=3 -S model.pool_size=2)

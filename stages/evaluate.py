@@ -86,7 +86,7 @@ def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_
     with atomic_path(metrics_dir / "confusion.csv") as temporary:
         pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}).to_csv(temporary, index=False)
     with atomic_path(probabilities_path) as temporary:
-        np.save(temporary, probabilities)
+        np.save(temporary, probabilities, allow_pickle=False)
     # Written last: its presence means the stage finished.
     write_text(metrics_dir / "test.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

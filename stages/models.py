@@ -1,5 +1,6 @@
 """Model builders: one Keras model per ``model.type``, built from params."""
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -40,7 +41,8 @@ def _conv_layers(params: ModelParams) -> list[keras.Layer]:
         )
         if params.batch_norm:
             layers.append(keras.layers.BatchNormalization())
-        layers.append(keras.layers.MaxPooling2D(params.pool_size))
+        # "same" padding: any number of blocks keeps at least a 1x1 map, never a crash.
+        layers.append(keras.layers.MaxPooling2D(params.pool_size, padding="same"))
     layers.append(keras.layers.Flatten())
     if params.dropout:
         layers.append(keras.layers.Dropout(params.dropout))
@@ -72,4 +74,7 @@ def load_model(path: Path) -> keras.Model:
     """Load a saved model; safe mode refuses code embedded in the file."""
     if not path.exists():
         raise UserError(f"{path}: not found (run the train stage first)")
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise UserError(f"{path}: not a loadable .keras model ({str(error).splitlines()[0]})") from None

@@ -65,7 +65,7 @@ class PlotParams(Section):
 
 
 class Params(Section):
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**32 - 1)  # NumPy's seed range
     epochs: Positive
     data: DataParams
     model: ModelParams
@@ -92,7 +92,17 @@ def describe(problem: dict) -> str:
             section = section.model_fields[part].annotation
         return f"unknown key {key} (expected one of: {', '.join(section.model_fields)})"
     message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "float_type" and _is_number(problem["input"]):
+        message += " (YAML reads 1e-3 as text: write 1.0e-3)"
     return f"{key} = {problem['input']!r}: {message}"
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load(path: Path = PARAMS_FILE) -> Params:

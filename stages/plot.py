@@ -42,12 +42,14 @@ def samples_figure(x: np.ndarray, labels: np.ndarray, class_names: list[str], gr
     return fig
 
 
+def existing(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise UserError(f"{path}: not found (run the {stage} stage first)")
+    return path
+
+
 def read_curve(live_dir: Path, split: str, metric: str) -> pd.DataFrame:
-    path = live_dir / "plots" / "metrics" / split / f"{metric}.tsv"
-    try:
-        return pd.read_csv(path, sep="\t")
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found (run the train stage first)") from None
+    return pd.read_csv(existing(live_dir / "plots" / "metrics" / split / f"{metric}.tsv", "train"), sep="\t")
 
 
 def learning_curves_figure(live_dir: Path) -> plt.Figure:
@@ -66,7 +68,7 @@ def learning_curves_figure(live_dir: Path) -> plt.Figure:
 
 
 def confusion_counts(confusion_csv: Path, class_names: list[str]) -> pd.DataFrame:
-    pairs = pd.read_csv(confusion_csv, dtype=str, keep_default_na=False)
+    pairs = pd.read_csv(existing(confusion_csv, "evaluate"), dtype=str, keep_default_na=False)
     counts = pd.crosstab(pairs["actual"], pairs["predicted"])
     return counts.reindex(index=class_names, columns=class_names, fill_value=0)
 
@@ -194,7 +196,7 @@ def plot(
     x_train, y_train = processed.load_split(data_dir, "train")
     x_test, y_test = processed.load_split(data_dir, "test")
     test_labels = y_test.argmax(axis=1)
-    probabilities = np.load(probabilities_path, allow_pickle=False)
+    probabilities = np.load(existing(probabilities_path, "evaluate"), allow_pickle=False)
     shown = pick_examples(test_labels, probabilities, int(np.prod(params.prediction_grid)))
     figures = {
         "samples.png": samples_figure(x_train, y_train.argmax(axis=1), class_names, params.sample_grid),
@@ -203,7 +205,11 @@ def plot(
             confusion_counts(metrics_dir / "confusion.csv", class_names)
         ),
         "per_class.png": per_class_figure(
-            pd.read_csv(metrics_dir / "per_class.csv", dtype={"class": str}, keep_default_na=False)
+            pd.read_csv(
+                existing(metrics_dir / "per_class.csv", "evaluate"),
+                dtype={"class": str},
+                keep_default_na=False,
+            )
         ),
         "predictions.png": predictions_figure(
             x_test[shown], test_labels[shown], probabilities[shown], class_names, params.prediction_grid

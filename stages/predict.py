@@ -47,18 +47,21 @@ def read_grayscale(path: Path) -> np.ndarray:
         raise ImageError(f"cannot decode: {error}") from None
 
 
+def background(gray: np.ndarray) -> float:
+    """The background's gray level: the median of the border pixels."""
+    return float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+
+
 def to_dark_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Light strokes on dark, as in MNIST; returns whether the image was inverted."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:
+    if background(gray) > 0.5:
         return 1.0 - gray, True
     return gray, False
 
 
 def frame(gray: np.ndarray, object_size: int) -> np.ndarray:
     """Crop the object, scale its longest side to ``object_size`` and centre it by mass in 28x28."""
-    gray = gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
-    gray = np.clip(gray, 0, None)
+    gray = np.clip(gray - background(gray), 0, None)
     if gray.max() <= 0.05:
         raise ImageError("no object found: the image is blank")
     rows, cols = np.nonzero(gray > INK * gray.max())

@@ -27,15 +27,19 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[labels]
 
 
+def stratified_sample(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample holding ``fraction`` of each class (rounded)."""
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.choice(members, size=round(len(members) * fraction), replace=False)
+        for members in (np.flatnonzero(labels == label) for label in np.unique(labels))
+    ]
+    return np.sort(np.concatenate(picked))
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train, val): each class contributes ``val_fraction`` of its samples to val."""
-    rng = np.random.default_rng(seed)
-    val = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        take = round(len(members) * val_fraction)
-        val.append(rng.choice(members, size=take, replace=False))
-    val_index = np.sort(np.concatenate(val))
+    val_index = stratified_sample(labels, val_fraction, seed)
     train_index = np.setdiff1d(np.arange(len(labels)), val_index, assume_unique=True)
     if len(train_index) == 0 or len(val_index) == 0:
         raise UserError(
@@ -63,8 +67,9 @@ def preprocess(
     test_images, test_labels = read(dataset.test_images, dataset.test_labels)
     train_index, val_index = stratified_split(train_labels, val_fraction, seed)
     if train_fraction < 1:
-        _, kept = stratified_split(train_labels[train_index], train_fraction, seed)
-        train_index = train_index[kept]
+        train_index = train_index[stratified_sample(train_labels[train_index], train_fraction, seed)]
+        if len(train_index) == 0:
+            raise UserError(f"data.train_fraction = {train_fraction} leaves no training samples")
     # Split the uint8 images before converting: a quarter of the memory per copy.
     for split, images, labels in (
         ("train", train_images[train_index], train_labels[train_index]),

@@ -51,9 +51,14 @@ def load_dataset_info(directory: Path) -> dict:
     """``{"name": ..., "class_names": [...]}`` from a processed-data or model folder."""
     path = directory / DATASET_FILE
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: not found (run the pipeline first)") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str) or not info.get("class_names"):
+        raise UserError(f'{path}: expected {{"name": ..., "class_names": [...]}}')
+    return info
 
 
 def load_classes(directory: Path) -> list[str]:

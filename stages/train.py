@@ -26,6 +26,7 @@ OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }
+WITH_MOMENTUM = {"rmsprop", "sgd"}
 
 
 def make_deterministic(seed: int, jit_compile: bool | str) -> None:
@@ -38,11 +39,12 @@ def make_deterministic(seed: int, jit_compile: bool | str) -> None:
 
 
 def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
-    if params.optimizer == "adam":
-        if params.momentum:
-            print("note: train.optimizer adam ignores train.momentum")
-        return keras.optimizers.Adam(learning_rate=params.learning_rate)
-    return OPTIMIZERS[params.optimizer](learning_rate=params.learning_rate, momentum=params.momentum)
+    optimizer = OPTIMIZERS[params.optimizer]
+    if params.optimizer in WITH_MOMENTUM:
+        return optimizer(learning_rate=params.learning_rate, momentum=params.momentum)
+    if params.momentum:
+        print(f"note: train.optimizer {params.optimizer} ignores train.momentum")
+    return optimizer(learning_rate=params.learning_rate)
 
 
 def compile_model(model: keras.Model, params: TrainParams, from_logits: bool) -> None:

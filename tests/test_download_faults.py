@@ -122,12 +122,6 @@ def test_transient_failures_are_retried(tiny_registered, faulty_server, tmp_path
         )
 
 
-def test_official_mirrors_must_be_https():
-    from stages.datasets import DATASETS
-
-    assert all(url.startswith("https://") for d in DATASETS.values() for url in d.mirrors)
-
-
 def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
     """SIGKILL the download stage mid-file: no dataset folder appears, and a rerun succeeds."""
     root, entry = tiny_mirror

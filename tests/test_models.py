@@ -1,8 +1,11 @@
+import typing
+
 import numpy as np
 import pytest
 
 from stages.errors import UserError
-from stages.models import build_model, load_model, with_probabilities
+from stages.models import USES, build_model, load_model, with_probabilities
+from stages.params import ModelParams
 from tests.conftest import make_params
 
 
@@ -129,3 +132,28 @@ def test_saved_model_returns_probabilities(tmp_path, model_type, from_logits):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_model(tmp_path / "absent.keras")
+
+
+def test_every_model_type_the_schema_allows_is_built():
+    allowed = typing.get_args(ModelParams.model_fields["type"].annotation)
+    assert set(USES) == set(allowed)
+    for model_type in allowed:
+        assert build_model(make_params(**{"model.type": model_type}).model, 784, 10).name == model_type
+
+
+def test_deep_cnn_never_pools_to_nothing():
+    changes = {"model.type": "cnn", "model.conv_filters": [4, 4, 4, 4, 4], "model.pool_size": 4}
+    model = build_model(make_params(**changes).model, 784, 10)
+    flatten = next(layer for layer in model.layers if type(layer).__name__ == "Flatten")
+    assert flatten.output.shape[1:] == (4,)  # 28 -> 7 -> 2 -> 1 -> 1 -> 1: a 1x1x4 map
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a zip", "not a loadable .keras model"), (b"PK\x03\x04broken", "not a loadable .keras model")],
+)
+def test_corrupt_model_file_is_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        load_model(path)

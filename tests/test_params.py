@@ -1,15 +1,14 @@
 import copy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from stages import params
 from stages.errors import UserError
+from tests.project_copy import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 DELETE = object()
 
@@ -46,6 +45,12 @@ BAD = [
     ("epochs", DELETE, "epochs is missing"),
     ("seed", -1, "seed = -1"),
     ("seed", None, "seed = None"),
+    ("seed", 2**32, "seed = 4294967296: Input should be less than or equal to 4294967295"),
+    (
+        "train.learning_rate",
+        "1e-3",
+        "train.learning_rate = '1e-3': Input should be a valid number (YAML reads 1e-3 as text: write 1.0e-3)",
+    ),
     ("data.val_fraction", 0, "data.val_fraction = 0: Input should be greater than 0"),
     ("data.val_fraction", 1.0, "data.val_fraction = 1.0: Input should be less than 1"),
     ("data.val_fraction", "0.1", "data.val_fraction = '0.1'"),

@@ -62,12 +62,16 @@ def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
 
 
-def test_missing_curves_are_a_clear_error(tiny_processed, tmp_path):
+def test_missing_inputs_are_a_clear_error(tiny_processed, live_dir, tmp_path):
     from stages.errors import UserError
     from stages.plot import learning_curves_figure
 
     with pytest.raises(UserError, match="run the train stage first"):
         learning_curves_figure(tmp_path / "nowhere")
+    params = make_params().plot
+    with pytest.raises(UserError, match=r"absent\.npy: not found \(run the evaluate stage first\)"):
+        plot(tiny_processed, tmp_path / "absent.npy", live_dir, tmp_path, tmp_path / "out", params)
+    assert not (tmp_path / "out").exists()
 
 
 def test_confident_mistakes_are_the_surest_wrong_answers():

@@ -82,3 +82,14 @@ def test_train_fraction_keeps_a_stratified_subset_and_the_same_val_and_test(tiny
             processed.load_split(tmp_path / "all", split)[0],
             processed.load_split(tmp_path / "quarter", split)[0],
         )
+
+
+@pytest.mark.parametrize("fraction", [5e-5, 0.99999])
+def test_train_fraction_extremes(tiny_registered, tmp_path, fraction):
+    root, _ = tiny_registered
+    if fraction < 0.01:
+        with pytest.raises(UserError, match=r"data\.train_fraction = 5e-05 leaves no training samples"):
+            preprocess(root, tmp_path, "tiny", 0.25, seed=0, train_fraction=fraction)
+    else:
+        preprocess(root, tmp_path, "tiny", 0.25, seed=0, train_fraction=fraction)
+        assert len(processed.load_split(tmp_path, "train")[0]) == 300  # all of it, rounded

@@ -23,7 +23,7 @@ def test_object_arrays_are_refused(tmp_path):
 def test_models_with_embedded_code_are_refused(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
     model.save(tmp_path / "lambda.keras")
-    with pytest.raises(ValueError, match="unsafe"):
+    with pytest.raises(UserError, match=r"lambda\.keras: not a loadable \.keras model .*unsafe"):
         load_model(tmp_path / "lambda.keras")
 
 

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import typing
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,8 @@ import pytest
 from dvclive import Live
 
 from stages import processed
-from stages.train import make_callbacks, make_optimizer, train
+from stages.params import TrainParams
+from stages.train import OPTIMIZERS, make_callbacks, make_optimizer, train
 from tests.conftest import ROOT, make_params
 
 # Small and plain: each test turns on what it checks.
@@ -117,6 +119,13 @@ def test_patience_zero_adds_no_callbacks(tmp_path):
     both = make_params(**{"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2})
     names = [type(c).__name__ for c in make_callbacks(both.train, live=None)]
     assert names == ["ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+
+
+def test_every_optimizer_the_schema_allows_is_built():
+    allowed = typing.get_args(TrainParams.model_fields["optimizer"].annotation)
+    assert set(OPTIMIZERS) == set(allowed)
+    for name in allowed:
+        assert make_optimizer(make_params(**{"train.optimizer": name}).train).learning_rate == 0.001
 
 
 def test_sgd_uses_momentum_and_adam_notes_it_ignores_it(capsys):
