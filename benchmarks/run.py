@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.project_copy import ROOT, copy_project, init_git, set_dotted
+from tests.project_copy import ROOT, copy_project, init_git, set_params
 
 # The mlp-512 reference system (SEEDS.md), as pipeline params.
 MLP_512 = {
@@ -74,11 +74,6 @@ def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:
 def stage_commands(project: Path) -> dict[str, list[str]]:
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     return {name: shlex.split(stage["cmd"]) for name, stage in stages.items()}
-
-
-def set_params(project: Path, changes: dict) -> None:
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    (project / "params.yaml").write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False))
 
 
 def fit_seconds(project: Path) -> float:

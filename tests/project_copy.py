@@ -36,8 +36,13 @@ def copy_project(destination: Path, **changes) -> None:
         if name.split("/")[0] not in GENERATED and (ROOT / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, destination / name)
-    raw = yaml.safe_load((destination / "params.yaml").read_text())
-    (destination / "params.yaml").write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False))
+    set_params(destination, changes)
+
+
+def set_params(directory: Path, changes: dict) -> None:
+    """Change dotted keys of ``directory/params.yaml`` in place."""
+    raw = yaml.safe_load((directory / "params.yaml").read_text())
+    (directory / "params.yaml").write_text(yaml.safe_dump(set_dotted(raw, changes), sort_keys=False))
 
 
 def init_git(directory: Path) -> None:
