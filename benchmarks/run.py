@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, required=True, help="folder holding mnist/*.gz")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results.json")
     args = parser.parse_args()
+    args.mirror = args.mirror.resolve()  # the runs happen in a temporary folder
     if not (args.mirror / "mnist").is_dir():
         sys.exit(f"error: {args.mirror / 'mnist'} not found: --mirror must hold mnist/<file>.gz")
     with tempfile.TemporaryDirectory() as work:
