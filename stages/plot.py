@@ -125,8 +125,10 @@ def predictions_figure(
         bars_ax.set_ylim(0, 1)
         bars_ax.set_xticks(range(len(class_names)), range(len(class_names)), fontsize=6)
         bars_ax.set_yticks([])
+    # Two lines: ten class names on one would run off the figure.
     fig.suptitle(
-        f"Test predictions: blue = true class, red = wrong prediction; classes: {_legend(class_names)}"
+        f"Test predictions: blue = true class, red = wrong prediction\nclasses: {_legend(class_names)}",
+        fontsize=10,
     )
     fig.tight_layout()
     return fig
