@@ -116,8 +116,10 @@ def main() -> None:
             continue
         if inverted:
             print(f"note: {path} has a light background; inverted to light-on-dark", file=sys.stderr)
-    batch = np.stack(list(prepared.values())) if prepared else np.zeros((0, 784), np.float32)
-    probabilities = dict(zip(prepared, model.predict(batch, verbose=0), strict=True))
+    probabilities = {}
+    if prepared:  # Keras cannot predict an empty batch
+        batch = np.stack(list(prepared.values()))
+        probabilities = dict(zip(prepared, model.predict(batch, verbose=0), strict=True))
     for path in args.images:  # in the order given, failures included
         if path in failures:
             if args.json:

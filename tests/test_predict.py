@@ -159,3 +159,9 @@ def test_plain_output_one_line_per_image(trained_model, tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith(f"{image}: wide bar (")
     assert result.stdout.count("\n") == 1 and result.stdout.count("%") == 3
+
+
+def test_only_bad_files_still_answers_each(trained_model, tmp_path):
+    result = predict(trained_model, tmp_path / "a.png", tmp_path / "b.jpg", json_output=True)
+    assert result.returncode == 1
+    assert [json.loads(line)["error"] for line in result.stdout.splitlines()] == ["file not found"] * 2
