@@ -31,13 +31,21 @@ def headline_metrics(probabilities: np.ndarray, y_true: np.ndarray) -> dict[str,
     return {"accuracy": float(correct.mean()), "loss": float(-np.log(picked).mean())}
 
 
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[true class, predicted class]."""
+    counts = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(counts, (actual, predicted), 1)
+    return counts
+
+
 def per_class_report(actual: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support for each class (0 where undefined)."""
+    counts = confusion_matrix(actual, predicted, len(class_names))
     rows = []
     for index, name in enumerate(class_names):
-        true_positive = np.sum((predicted == index) & (actual == index))
-        predicted_count = np.sum(predicted == index)
-        support = np.sum(actual == index)
+        true_positive = counts[index, index]
+        predicted_count = counts[:, index].sum()
+        support = counts[index].sum()
         precision = true_positive / predicted_count if predicted_count else 0.0
         recall = true_positive / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -50,8 +58,7 @@ def confused_pairs(
 ) -> pd.DataFrame:
     """The class pairs mistaken for each other most often, in either direction."""
     n = len(class_names)
-    counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (actual, predicted), 1)
+    counts = confusion_matrix(actual, predicted, n)
     rows = [
         {
             "class_a": class_names[a],
