@@ -20,6 +20,11 @@ CNN=(-S model.type=cnn "-S model.conv_filters=[32,64]" -S model.kernel_size=3 -S
 # The improvements the write-ups suggest: decay the learning rate and stop on the validation loss.
 SCHEDULE=(-S train.reduce_lr_patience=2 -S train.reduce_lr_factor=0.5 -S train.early_stopping_patience=5)
 
+# No batch normalisation: it made an epoch 40% slower here (66 s against 46 s); 12 epochs took 886 s.
+CNN_BEST=(-S model.hidden_units=[128] -S model.dropout=0.3 -S model.batch_norm=false -S train.label_smoothing=0.05
+          -S train.optimizer=adam -S epochs=12 -S train.batch_size=128 -S train.reduce_lr_patience=1
+          -S train.reduce_lr_factor=0.5 -S train.early_stopping_patience=3)
+
 declare -A EXPERIMENTS=(
   # --- reference systems, reproduced ---
   [toy]="${MNIST[*]} -S model.type=mlp -S model.hidden_units=[30] -S train.optimizer=adam -S epochs=10 -S train.batch_size=32 -S data.val_fraction=0.3"
@@ -34,9 +39,9 @@ declare -A EXPERIMENTS=(
   # --- configurations that beat them ---
   [best-mnist-linear]="${MNIST[*]} ${SCHEDULE[*]} -S model.type=linear -S train.optimizer=adam -S epochs=40 -S train.batch_size=128"
   [best-mnist-mlp]="${MNIST[*]} ${SCHEDULE[*]} -S model.type=mlp -S model.hidden_units=[512,512] -S model.dropout=0.3 -S train.label_smoothing=0.05 -S train.optimizer=adam -S epochs=40 -S train.batch_size=128"
-  [best-mnist-cnn]="${MNIST[*]} ${CNN[*]} -S model.hidden_units=[128] -S model.dropout=0.3 -S model.batch_norm=true -S train.optimizer=adam -S epochs=12 -S train.batch_size=128 -S train.reduce_lr_patience=2 -S train.reduce_lr_factor=0.5 -S train.early_stopping_patience=4"
+  [best-mnist-cnn]="${MNIST[*]} ${CNN[*]} ${CNN_BEST[*]}"
   [best-fashion-mlp]="${FASHION[*]} ${SCHEDULE[*]} -S model.type=mlp -S model.hidden_units=[512,256] -S model.dropout=0.3 -S train.label_smoothing=0.05 -S train.optimizer=adam -S epochs=40 -S train.batch_size=128"
-  [best-fashion-cnn]="${FASHION[*]} ${CNN[*]} -S model.hidden_units=[128] -S model.dropout=0.3 -S model.batch_norm=true -S train.label_smoothing=0.05 -S train.optimizer=adam -S epochs=12 -S train.batch_size=128 -S train.reduce_lr_patience=2 -S train.reduce_lr_factor=0.5 -S train.early_stopping_patience=4"
+  [best-fashion-cnn]="${FASHION[*]} ${CNN[*]} ${CNN_BEST[*]}"
 )
 ORDER=(toy mlp-small mlp-512 mlp-512-adam fashion-128x2 fashion-tutorial fashion-cnn numpy-softmax
        best-mnist-linear best-mnist-mlp best-mnist-cnn best-fashion-mlp best-fashion-cnn)

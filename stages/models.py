@@ -59,7 +59,11 @@ def build_model(params: ModelParams, n_inputs: int, n_classes: int) -> keras.Seq
         layers += _dense_layers(params)
     elif params.type == "cnn":
         layers += _conv_layers(params) + _dense_layers(params)
-    layers.append(keras.layers.Dense(n_classes, activation=None if params.from_logits else "softmax"))
+    # float32 even under mixed precision: a float16 softmax or loss loses small probabilities.
+    output = keras.layers.Dense(
+        n_classes, activation=None if params.from_logits else "softmax", dtype="float32"
+    )
+    layers.append(output)
     return keras.Sequential(layers, name=params.type)
 
 

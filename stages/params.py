@@ -55,6 +55,8 @@ class TrainParams(Section):
     reduce_lr_patience: int = Field(ge=0)
     reduce_lr_factor: float = Field(gt=0, lt=1)
     jit_compile: Literal["auto", True, False]
+    distribute: Literal["none", "mirrored", "multi_worker"]
+    mixed_precision: bool  # GPUs only
 
 
 class PlotParams(Section):

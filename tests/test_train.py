@@ -4,14 +4,16 @@ import subprocess
 import sys
 import typing
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 from dvclive import Live
 
 from stages import processed
+from stages.errors import UserError
 from stages.params import TrainParams
-from stages.train import OPTIMIZERS, make_callbacks, make_optimizer, train
+from stages.train import OPTIMIZERS, XLA_ON_CPU, make_callbacks, make_optimizer, set_precision, train, use_xla
 from tests.conftest import ROOT, make_params
 
 # Small and plain: each test turns on what it checks.
@@ -164,3 +166,19 @@ def test_forced_xla_is_used_and_deterministic(tiny_processed, tmp_path):
         outputs.append(result.stdout.splitlines()[-1])
     assert outputs[0].startswith("True ")  # XLA really compiled the step
     assert outputs[0] == outputs[1]
+
+
+def test_auto_xla_per_model_type_and_never_across_logical_cpus():
+    assert set(XLA_ON_CPU) == set(typing.get_args(make_params().model.model_fields["type"].annotation))
+    for model_type, expected in XLA_ON_CPU.items():
+        assert use_xla(make_params(**{"model.type": model_type}), replicas=1) is expected
+    assert use_xla(make_params(**{"model.type": "cnn", "train.jit_compile": True}), replicas=1) is True
+    assert use_xla(make_params(), replicas=2) is False
+    with pytest.raises(UserError, match="XLA cannot run across logical CPUs"):
+        use_xla(make_params(**{"train.jit_compile": True}), replicas=2)
+
+
+def test_mixed_precision_is_noted_and_skipped_without_a_gpu(capsys):
+    set_precision(True)
+    assert "train.mixed_precision is for GPUs" in capsys.readouterr().out
+    assert keras.mixed_precision.dtype_policy().name == "float32"
