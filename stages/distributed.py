@@ -3,15 +3,19 @@
 ``none`` and ``mirrored`` train with Keras' ``model.fit``. ``multi_worker`` cannot: Keras 3's
 ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so it runs
 ``custom_fit``, a ``tf.function`` step under ``strategy.run`` that drives the same model,
-optimizer, loss and callbacks, in lockstep on every worker.
+optimizer, loss and callbacks, in lockstep on every worker. Unlike ``fit`` it runs one
+step per call, without XLA and without batch-level callbacks, and shuffles with NumPy.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from stages.errors import UserError
 from stages.params import Params
 
+# Validation only predicts: large batches cost no accuracy and save per-step overhead.
+VALIDATION_BATCH_SIZE = 1024
 # Without GPUs, `mirrored` splits the CPU into this many logical devices: the smallest real
 # replication, for trying the distributed path; it is not faster than one device on a CPU.
 CPU_REPLICAS = 2
@@ -43,6 +47,14 @@ def _replica_slices(strategy, x: np.ndarray, y: np.ndarray, indices: np.ndarray)
     return strategy.experimental_distribute_values_from_function(part)
 
 
+def _check_same_data(strategy: tf.distribute.Strategy, sizes: tuple[int, int]) -> None:
+    """Workers with different data would wait on each other forever; stop them instead."""
+    local = tf.constant(sizes, tf.float32)
+    mean = strategy.reduce("MEAN", strategy.run(lambda: tf.identity(local)), None)
+    if not np.array_equal(mean.numpy(), local.numpy()):
+        raise UserError(f"train/val sizes {sizes} differ between workers: give every worker the same data")
+
+
 def custom_fit(
     model: keras.Model,
     strategy: tf.distribute.Strategy,
@@ -54,12 +66,12 @@ def custom_fit(
     """``model.fit`` for ``multi_worker``: the same epochs, logs, callbacks and returned history.
 
     Every worker shuffles with the same seed and takes its own part of each global batch
-    (``train.batch_size`` stays the global batch size). The loss is summed over a global
-    batch and divided by its size, so the summed gradients equal one device's. Metrics are
-    summed across workers, so every worker sees the same logs and early stopping and the
-    learning-rate schedule decide the same on all of them. A last partial batch is dropped:
-    with unequal parts the workers would wait on each other.
+    (``train.batch_size`` stays the global batch size). Each part's loss is summed and
+    divided by the global batch's size, so the gradients summed across replicas equal one
+    device's. Metrics are summed across workers too, so every worker sees the same logs, and
+    early stopping and the learning-rate schedule decide the same on all of them.
     """
+    _check_same_data(strategy, (len(train[0]), len(validation[0])))
     loss = model.loss  # the compiled loss, label smoothing included
     per_example_loss = type(loss)(**{**loss.get_config(), "reduction": None})
 
@@ -67,36 +79,32 @@ def custom_fit(
         with tf.GradientTape() as tape:
             outputs = model(x, training=training)
             total = tf.nn.compute_average_loss(per_example_loss(y, outputs), global_batch_size=global_size)
+            scaled = model.optimizer.scale_loss(total)  # mixed precision's loss scale; else unchanged
         if training:
             variables = model.trainable_variables
-            model.optimizer.apply(tape.gradient(total, variables), variables)
+            model.optimizer.apply(tape.gradient(scaled, variables), variables)
         correct = tf.reduce_sum(tf.cast(tf.argmax(outputs, 1) == tf.argmax(y, 1), tf.float32))
         return total, correct
 
-    def distributed_step(training: bool, global_size: int):
+    def distributed_step(training: bool):
         @tf.function
-        def step(x, y):
+        def step(x, y, global_size: int):
             total, correct = strategy.run(replica_step, args=(x, y, training, global_size))
             return strategy.reduce("SUM", total, None), strategy.reduce("SUM", correct, None)
 
         return step
 
     def run_epoch(step, x, y, order, size) -> tuple[float, float]:
-        """Mean loss and accuracy over the full global batches of ``order``."""
-        steps = len(order) // size
+        """Mean loss and accuracy over ``order``, in global batches of ``size`` (the last one smaller)."""
         loss_sum = correct_sum = 0.0
-        for index in range(steps):
-            batch_loss, correct = step(
-                *_replica_slices(strategy, x, y, order[index * size : (index + 1) * size])
-            )
-            loss_sum += float(batch_loss)
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            batch_loss, correct = step(*_replica_slices(strategy, x, y, batch), len(batch))
+            loss_sum += float(batch_loss) * len(batch)
             correct_sum += float(correct)
-        return loss_sum / steps, correct_sum / (steps * size)
+        return loss_sum / len(order), correct_sum / len(order)
 
-    batch_size, val_size = params.train.batch_size, len(validation[0])
-    train_step = distributed_step(training=True, global_size=batch_size)
-    # The whole validation split is one global batch, split across the replicas.
-    validation_step = distributed_step(training=False, global_size=val_size)
+    train_step, validation_step = distributed_step(training=True), distributed_step(training=False)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, model=model, epochs=params.epochs
     )
@@ -105,8 +113,10 @@ def custom_fit(
     callback_list.on_train_begin()
     for epoch in range(params.epochs):
         callback_list.on_epoch_begin(epoch)
-        loss_value, accuracy = run_epoch(train_step, *train, rng.permutation(len(train[0])), batch_size)
-        val_loss, val_accuracy = run_epoch(validation_step, *validation, np.arange(val_size), val_size)
+        order = rng.permutation(len(train[0]))
+        loss_value, accuracy = run_epoch(train_step, *train, order, params.train.batch_size)
+        val_order = np.arange(len(validation[0]))
+        val_loss, val_accuracy = run_epoch(validation_step, *validation, val_order, VALIDATION_BATCH_SIZE)
         logs = {
             "loss": loss_value,
             "accuracy": accuracy,

@@ -20,19 +20,24 @@ def ignored_params(params: ModelParams) -> list[str]:
     return [name for name in ModelParams.model_fields if name not in USES[params.type]]
 
 
-def _dense_layers(params: ModelParams) -> list[keras.Layer]:
+def _batch_norm(replicas: int) -> keras.Layer:
+    # Across replicas, statistics over the whole global batch, so every replica keeps the same.
+    return keras.layers.BatchNormalization(synchronized=replicas > 1)
+
+
+def _dense_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
     """Hidden Dense layers, each followed by batch normalisation and dropout if enabled."""
     layers = []
     for units in params.hidden_units:
         layers.append(keras.layers.Dense(units, activation=params.activation))
         if params.batch_norm:
-            layers.append(keras.layers.BatchNormalization())
+            layers.append(_batch_norm(replicas))
         if params.dropout:
             layers.append(keras.layers.Dropout(params.dropout))
     return layers
 
 
-def _conv_layers(params: ModelParams) -> list[keras.Layer]:
+def _conv_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
     """Convolution blocks on the 28x28 image: Conv2D ('same' padding), batch norm, max pooling."""
     layers: list[keras.Layer] = [keras.layers.Reshape((28, 28, 1))]
     for filters in params.conv_filters:
@@ -40,7 +45,7 @@ def _conv_layers(params: ModelParams) -> list[keras.Layer]:
             keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation=params.activation)
         )
         if params.batch_norm:
-            layers.append(keras.layers.BatchNormalization())
+            layers.append(_batch_norm(replicas))
         # "same" padding: any number of blocks keeps at least a 1x1 map, never a crash.
         layers.append(keras.layers.MaxPooling2D(params.pool_size, padding="same"))
     layers.append(keras.layers.Flatten())
@@ -49,16 +54,16 @@ def _conv_layers(params: ModelParams) -> list[keras.Layer]:
     return layers
 
 
-def build_model(params: ModelParams, n_inputs: int, n_classes: int) -> keras.Sequential:
+def build_model(params: ModelParams, n_inputs: int, n_classes: int, replicas: int = 1) -> keras.Sequential:
     """The model to train, on flat inputs: ends in softmax, or in logits when ``from_logits`` is set."""
     ignored = ignored_params(params)
     if ignored:
         print(f"note: model.type {params.type} ignores model.{', model.'.join(ignored)}")
     layers: list[keras.Layer] = [keras.Input((n_inputs,))]
     if params.type == "mlp":
-        layers += _dense_layers(params)
+        layers += _dense_layers(params, replicas)
     elif params.type == "cnn":
-        layers += _conv_layers(params) + _dense_layers(params)
+        layers += _conv_layers(params, replicas) + _dense_layers(params, replicas)
     # float32 even under mixed precision: a float16 softmax or loss loses small probabilities.
     output = keras.layers.Dense(
         n_classes, activation=None if params.from_logits else "softmax", dtype="float32"

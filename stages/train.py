@@ -34,11 +34,15 @@ XLA_ON_CPU = {"linear": True, "mlp": True, "cnn": False}
 # dense steps. The arithmetic, and so the weights, stay those of one step per call.
 # One device only: under MirroredStrategy Keras 3.15's multi-step loop fails to run.
 STEPS_PER_EXECUTION = 100
-# Validation only predicts: large batches cost no accuracy and save per-step overhead.
-VALIDATION_BATCH_SIZE = 1024
 
 
 def use_xla(params: Params, replicas: int) -> bool:
+    if params.train.distribute == "multi_worker":
+        if params.train.jit_compile is True:
+            print(
+                "note: train.distribute multi_worker ignores train.jit_compile (its step is not XLA-compiled)"
+            )
+        return False
     gpus = bool(tf.config.list_physical_devices("GPU"))
     if replicas > 1 and not gpus:
         # XLA cannot reach variables on another logical CPU device.
@@ -128,7 +132,9 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
     x_train, y_train = processed.load_split(data_dir, "train")
     validation = processed.load_split(data_dir, "val")
     with strategy.scope():
-        model = build_model(params.model, x_train.shape[1], y_train.shape[1])
+        model = build_model(
+            params.model, x_train.shape[1], y_train.shape[1], replicas=strategy.num_replicas_in_sync
+        )
         compile_model(model, params.train, params.model.from_logits, xla, strategy.num_replicas_in_sync)
     model.summary()
     print(f"training on {strategy.num_replicas_in_sync} replicas, XLA {'on' if xla else 'off'}")
@@ -141,7 +147,7 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
             x_train,
             y_train,
             validation_data=validation,
-            validation_batch_size=VALIDATION_BATCH_SIZE,
+            validation_batch_size=distributed.VALIDATION_BATCH_SIZE,
             epochs=params.epochs,
             batch_size=params.train.batch_size,
             callbacks=callbacks,

@@ -3,6 +3,7 @@ two workers talking over 127.0.0.1, against the same stage on one device."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ CHANGES = {
     "epochs": 8,
     "model.hidden_units": [16],
     "model.dropout": 0.0,
+    "model.batch_norm": True,  # synchronized across replicas, or the replicas' statistics drift apart
     "train.batch_size": 32,
     "train.learning_rate": 0.003,
     "train.early_stopping_patience": 0,
@@ -50,13 +52,11 @@ def finish(process: subprocess.Popen) -> str:
     return output
 
 
-def test_accuracy(data: Path, workdir: Path) -> float:
+def split_accuracy(data: Path, workdir: Path) -> float:
+    """Test-split accuracy of the model trained in ``workdir``."""
     x_test, y_test = processed.load_split(data, "test")
     probabilities = load_model(workdir / "model/model.keras").predict(x_test, verbose=0)
     return float(np.mean(probabilities.argmax(1) == y_test.argmax(1)))
-
-
-test_accuracy.__test__ = False  # a helper, not a test
 
 
 def free_ports(count: int) -> list[int]:
@@ -98,30 +98,65 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(single_device, tmp_pa
         load_model(single / "model/model.keras").get_weights(), mirrored_model.get_weights(), strict=True
     ):
         np.testing.assert_allclose(a, b, atol=1e-4)
-    assert test_accuracy(data, tmp_path / "mirrored") == test_accuracy(data, single)
+    assert split_accuracy(data, tmp_path / "mirrored") == split_accuracy(data, single)
+
+
+def start_workers(data_folders: list[Path], workdir: Path) -> list[subprocess.Popen]:
+    """One multi_worker train stage per data folder, a cluster on 127.0.0.1."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(data_folders))]}
+    workers = []
+    for index, data in enumerate(data_folders):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        # One thread each: the workers share this machine's cores.
+        env = {"TF_CONFIG": tf_config, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+        workers.append(
+            start_training(data, workdir / f"worker{index}", env, **{"train.distribute": "multi_worker"})
+        )
+    return workers
 
 
 def test_two_workers_on_loopback_train_in_lockstep_like_one_device(single_device, tmp_path):
     data, single = single_device
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        # One thread each: the two workers share this machine's cores.
-        env = {"TF_CONFIG": tf_config, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-        workers.append(
-            start_training(data, tmp_path / f"worker{index}", env, **{"train.distribute": "multi_worker"})
-        )
-    outputs = [finish(worker) for worker in workers]
-    assert all("2 replicas" in output for output in outputs)
-    # Lockstep: both workers applied the same summed gradients at every step.
+    workers = start_workers([data, data], tmp_path)
+    try:
+        outputs = [finish(worker) for worker in workers]
+    finally:
+        for worker in workers:  # a failed worker must not leave the other waiting forever
+            worker.kill()
+    assert all("training on 2 replicas" in output for output in outputs)
+    # Lockstep: both workers applied the same summed gradients, and the same batch statistics.
     first, second = (load_model(tmp_path / f"worker{index}/model/model.keras") for index in range(2))
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    # The same loop on one worker (no TF_CONFIG): same seed, same batches, each split in two
+    # and the halves' gradients summed. Only float rounding differs.
+    alone = finish(start_training(data, tmp_path / "alone", **{"train.distribute": "multi_worker"}))
+    assert "training on 1 replicas" in alone
+    for a, b in zip(
+        first.get_weights(), load_model(tmp_path / "alone/model/model.keras").get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    # Against Keras' fit the batches differ (the loop shuffles with NumPy): compare as two
+    # seeds of one training. Both learn the easy tiny set almost perfectly.
     assert type(first) is type(load_model(single / "model/model.keras"))
-    # The custom loop shuffles with its own generator, so the batches differ from Keras' fit:
-    # compare as two seeds of one training. Both learn the easy tiny set almost perfectly.
-    assert test_accuracy(data, single) >= 0.95
-    assert abs(test_accuracy(data, tmp_path / "worker0") - test_accuracy(data, single)) <= 0.05
+    assert split_accuracy(data, single) >= 0.95
+    assert abs(split_accuracy(data, tmp_path / "worker0") - split_accuracy(data, single)) <= 0.05
     summary = json.loads((tmp_path / "worker0/live/metrics.json").read_text())
     assert summary["epochs_run"] == CHANGES["epochs"] and summary["best_val_accuracy"] >= 0.95
+
+
+def test_workers_with_different_data_stop_with_a_clear_error(single_device, tmp_path):
+    data, _ = single_device
+    shorter = tmp_path / "shorter"
+    shutil.copytree(data, shorter)
+    for name in ("train_x.npy", "train_y.npy"):
+        np.save(shorter / name, np.load(data / name)[:-10])
+    workers = start_workers([data, shorter], tmp_path)
+    try:
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 1
+        assert output.splitlines()[-1].startswith("error: train/val sizes (")
