@@ -31,7 +31,9 @@ declare -A EXPERIMENTS=(
   [mlp-small]="${MNIST[*]} -S model.type=mlp -S model.hidden_units=[128] -S train.optimizer=adam -S epochs=5 -S train.batch_size=32"
   [mlp-512]="${MNIST[*]} -S model.type=mlp -S model.hidden_units=[512] -S train.optimizer=rmsprop -S epochs=10 -S train.batch_size=64 -S data.val_fraction=0.2"
   [mlp-512-adam]="${MNIST[*]} -S model.type=mlp -S model.hidden_units=[512] -S train.optimizer=adam -S epochs=5 -S train.batch_size=32"
-  [fashion-128x2]="${FASHION[*]} -S model.type=mlp -S model.hidden_units=[128,128] -S train.optimizer=adam -S epochs=10 -S train.batch_size=10"
+  # The write-up trained on all 60,000 images (validating on the test set, which this pipeline
+  # refuses); a 1% validation split keeps 59,400 for training.
+  [fashion-128x2]="${FASHION[*]} -S model.type=mlp -S model.hidden_units=[128,128] -S train.optimizer=adam -S epochs=10 -S train.batch_size=10 -S data.val_fraction=0.01"
   [fashion-tutorial]="${FASHION[*]} -S model.type=mlp -S model.hidden_units=[128] -S model.from_logits=true -S train.optimizer=adam -S epochs=10 -S train.batch_size=32"
   [fashion-cnn]="${FASHION[*]} ${CNN[*]} -S model.hidden_units=[128] -S model.dropout=0.25 -S model.from_logits=true -S train.optimizer=adam -S epochs=10 -S train.batch_size=64"
   # Per-sample SGD at 1e-6 on raw 0-255 pixels is 1e-6 * 255^2 = 0.065 on pixels scaled to [0, 1].
