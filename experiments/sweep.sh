@@ -30,6 +30,7 @@ while true; do
   sleep 15
 done
 echo "$status"
+dvc queue stop  # no idle worker left behind with this sweep's thread settings
 if grep -q Failed <<<"$status"; then
   echo "error: the queue holds failed experiments; see dvc queue logs <task>" >&2
   exit 1
@@ -38,6 +39,6 @@ fi
 dvc exp show --no-pager --md --hide-workspace --hide-queued --precision 4 \
   --sort-by best_val_accuracy --sort-order desc \
   --drop '.*' \
-  --keep '^Experiment$|^accuracy$|best_val_accuracy|epochs_run|fit_seconds|model.hidden_units|train.learning_rate'
+  --keep '^Experiment$|^accuracy$|best_val_accuracy|epochs_run|fit_seconds|model.hidden_units|params.yaml:train.learning_rate'
 echo "Pick by best_val_accuracy (the test set is for reporting, not choosing); compare two with:"
 echo "  dvc plots diff <experiment> <experiment>"
