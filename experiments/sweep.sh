@@ -30,7 +30,6 @@ while true; do
   sleep 15
 done
 echo "$status"
-dvc queue stop  # no idle worker left behind with this sweep's thread settings
 if grep -q Failed <<<"$status"; then
   echo "error: the queue holds failed experiments; see dvc queue logs <task>" >&2
   exit 1

@@ -12,10 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from stages.errors import UserError
+from stages.models import INFERENCE_BATCH_SIZE
 from stages.params import Params
 
-# Validation only predicts: large batches cost no accuracy and save per-step overhead.
-VALIDATION_BATCH_SIZE = 1024
 # Without GPUs, `mirrored` splits the CPU into this many logical devices: the smallest real
 # replication, for trying the distributed path; it is not faster than one device on a CPU.
 CPU_REPLICAS = 2
@@ -116,7 +115,7 @@ def custom_fit(
         order = rng.permutation(len(train[0]))
         loss_value, accuracy = run_epoch(train_step, *train, order, params.train.batch_size)
         val_order = np.arange(len(validation[0]))
-        val_loss, val_accuracy = run_epoch(validation_step, *validation, val_order, VALIDATION_BATCH_SIZE)
+        val_loss, val_accuracy = run_epoch(validation_step, *validation, val_order, INFERENCE_BATCH_SIZE)
         logs = {
             "loss": loss_value,
             "accuracy": accuracy,

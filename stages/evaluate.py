@@ -17,9 +17,8 @@ from stages import params as params_schema
 from stages import processed
 from stages.atomic import atomic_path, write_text
 from stages.errors import run
-from stages.models import load_model
+from stages.models import INFERENCE_BATCH_SIZE, load_model
 
-BATCH_SIZE = 1024  # inference only: large batches are faster and give the same numbers
 EPSILON = 1e-7  # as Keras clips probabilities in its crossentropy
 
 
@@ -79,7 +78,7 @@ def confused_pairs(
 def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_path: Path) -> dict:
     x_test, y_test = processed.load_split(data_dir, "test")
     class_names = processed.load_classes(data_dir)
-    probabilities = load_model(model_path).predict(x_test, batch_size=BATCH_SIZE, verbose=0)
+    probabilities = load_model(model_path).predict(x_test, batch_size=INFERENCE_BATCH_SIZE, verbose=0)
     metrics = headline_metrics(probabilities, y_test)
     actual, predicted = y_test.argmax(axis=1), probabilities.argmax(axis=1)
     names = np.array(class_names)

@@ -18,7 +18,7 @@ from stages import distributed, processed
 from stages import params as params_schema
 from stages.atomic import atomic_path
 from stages.errors import UserError, run
-from stages.models import build_model, with_probabilities
+from stages.models import INFERENCE_BATCH_SIZE, build_model, with_probabilities
 from stages.params import Params, TrainParams
 
 OPTIMIZERS = {
@@ -147,7 +147,7 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
             x_train,
             y_train,
             validation_data=validation,
-            validation_batch_size=distributed.VALIDATION_BATCH_SIZE,
+            validation_batch_size=INFERENCE_BATCH_SIZE,
             epochs=params.epochs,
             batch_size=params.train.batch_size,
             callbacks=callbacks,
