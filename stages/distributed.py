@@ -75,7 +75,7 @@ def custom_fit(
     per_example_loss = type(loss)(**{**loss.get_config(), "reduction": None})
 
     def replica_step(x, y, training: bool, global_size: int):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=training) as tape:  # validation records nothing
             outputs = model(x, training=training)
             total = tf.nn.compute_average_loss(per_example_loss(y, outputs), global_batch_size=global_size)
             scaled = model.optimizer.scale_loss(total)  # mixed precision's loss scale; else unchanged
