@@ -129,13 +129,14 @@ def test_two_workers_on_loopback_train_in_lockstep_like_one_device(single_device
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     # The same loop on one worker (no TF_CONFIG): same seed, same batches, each split in two
-    # and the halves' gradients summed. Only float rounding differs.
+    # and the halves' gradients summed. Only float rounding differs; over 8 epochs of Adam it
+    # grew to 1.6e-4 in one weight with oneDNN's kernels, far below a missed or doubled batch.
     alone = finish(start_training(data, tmp_path / "alone", **{"train.distribute": "multi_worker"}))
     assert "training on 1 replicas" in alone
     for a, b in zip(
         first.get_weights(), load_model(tmp_path / "alone/model/model.keras").get_weights(), strict=True
     ):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_allclose(a, b, atol=1e-3)
     # Against Keras' fit the batches differ (the loop shuffles with NumPy): compare as two
     # seeds of one training. Both learn the easy tiny set almost perfectly.
     assert type(first) is type(load_model(single / "model/model.keras"))
