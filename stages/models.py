@@ -41,15 +41,17 @@ def _dense_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
 
 
 def _conv_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
-    """Convolution blocks on the 28x28 image: Conv2D ('same' padding), batch norm, max pooling."""
+    """Convolution blocks on the 28x28 image: Conv2D, batch norm, max pooling."""
     layers: list[keras.Layer] = [keras.layers.Reshape((28, 28, 1))]
     for filters in params.conv_filters:
         layers.append(
-            keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation=params.activation)
+            keras.layers.Conv2D(
+                filters, params.kernel_size, padding=params.padding, activation=params.activation
+            )
         )
         if params.batch_norm:
             layers.append(_batch_norm(replicas))
-        # "same" padding: any number of blocks keeps at least a 1x1 map, never a crash.
+        # "same" padding: pooling keeps at least a 1x1 map, never a crash.
         layers.append(keras.layers.MaxPooling2D(params.pool_size, padding="same"))
     layers.append(keras.layers.Flatten())
     if params.dropout:

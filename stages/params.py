@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stages.datasets import DATASETS
 from stages.errors import UserError
@@ -42,7 +42,28 @@ class ModelParams(Section):
     conv_filters: list[Positive] = Field(min_length=1)  # one convolution block each
     kernel_size: int = Field(ge=1, le=28)
     pool_size: int = Field(ge=1, le=4)
+    padding: Literal["same", "valid"]  # of the convolutions; pooling always pads
     from_logits: bool
+
+    @field_validator("padding")
+    @classmethod
+    def image_outlasts_the_blocks(cls, padding: str, info: ValidationInfo) -> str:
+        """Each 'valid' convolution crops kernel_size - 1 pixels: a 28x28 image must keep one."""
+        model = info.data
+        if padding != "valid" or model.get("type") != "cnn":
+            return padding
+        if not {"conv_filters", "kernel_size", "pool_size"} <= model.keys():
+            return padding  # one of them is invalid, and named first
+        side, kernel = 28, model["kernel_size"]
+        for block in range(1, len(model["conv_filters"]) + 1):
+            side -= kernel - 1
+            if side < 1:
+                raise ValueError(
+                    f"a {kernel}x{kernel} kernel leaves nothing of the 28x28 image in convolution block "
+                    f"{block}; use padding same, a smaller kernel_size or fewer conv_filters"
+                )
+            side = -(-side // model["pool_size"])  # pooling pads: ceil
+        return padding
 
 
 class TrainParams(Section):
