@@ -44,7 +44,7 @@ declare -A EXPERIMENTS=(
   [best-mnist-mlp]="${MNIST[*]} ${SCHEDULE[*]} -S model.type=mlp -S model.hidden_units=[512,512] -S model.dropout=0.3 -S train.label_smoothing=0.05 -S train.optimizer=adam -S epochs=40 -S train.batch_size=128"
   [best-mnist-cnn]="${MNIST[*]} ${CNN[*]} ${CNN_BEST[*]}"
   [best-fashion-mlp]="${FASHION[*]} ${SCHEDULE[*]} -S model.type=mlp -S model.hidden_units=[512,256] -S model.dropout=0.3 -S train.label_smoothing=0.05 -S train.optimizer=adam -S epochs=40 -S train.batch_size=128"
-  # At batch 128: 12 epochs gave validation 92.42% (still rising), 15 epochs 92.70%; batch 64 takes twice the steps.
+  # Batch 64, twice the steps per epoch: at batch 128, 12 epochs reached validation 92.42% and 15 epochs 92.70%.
   [best-fashion-cnn]="${FASHION[*]} ${CNN[*]} ${CNN_BEST[*]} -S epochs=14 -S train.batch_size=64"
 )
 ORDER=(toy mlp-small mlp-512 mlp-512-adam fashion-128x2 fashion-tutorial fashion-cnn numpy-softmax

@@ -90,6 +90,20 @@ def test_cnn_matches_the_fashion_cnn_reference(capsys):
     assert "ignores" not in capsys.readouterr().out  # a cnn reads every model param
 
 
+def test_valid_padding_crops_each_convolution():
+    changes = {"model.type": "cnn", "model.padding": "valid", "model.hidden_units": [128]}
+    model = build_model(make_params(**changes).model, 784, 10)
+    conv1, pool1, conv2, pool2 = model.layers[1:5]
+    assert [layer.output.shape[1:] for layer in (conv1, pool1, conv2, pool2)] == [
+        (26, 26, 32),
+        (13, 13, 32),
+        (11, 11, 64),
+        (6, 6, 64),  # pooling pads: 11 -> 6
+    ]
+    conv = (3 * 3 * 1 * 32 + 32) + (3 * 3 * 32 * 64 + 64)
+    assert model.count_params() == conv + (6 * 6 * 64 * 128 + 128) + (128 * 10 + 10)
+
+
 def test_cnn_options_shape_the_network():
     changes = {"model.type": "cnn", "model.conv_filters": [8], "model.kernel_size": 5, "model.pool_size": 4}
     changes |= {"model.batch_norm": True, "model.dropout": 0.0, "model.hidden_units": [16]}

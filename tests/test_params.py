@@ -61,6 +61,7 @@ BAD = [
     ("model.conv_filters", [32, -64], "model.conv_filters.1 = -64"),
     ("model.kernel_size", 0, "model.kernel_size = 0: Input should be greater than or equal to 1"),
     ("model.pool_size", 5, "model.pool_size = 5: Input should be less than or equal to 4"),
+    ("model.padding", "causal", "model.padding = 'causal': Input should be 'same' or 'valid'"),
     ("model.hidden_units", [], "model.hidden_units = []"),
     ("model.hidden_units", [512, 0], "model.hidden_units.1 = 0: Input should be greater than or equal to 1"),
     ("model.hidden_units", [-3], "model.hidden_units.0 = -3"),
@@ -86,6 +87,24 @@ BAD = [
     ("plot.dpi", 10, "plot.dpi = 10: Input should be greater than or equal to 50"),
     ("plot", DELETE, "plot is missing"),
 ]
+
+
+def test_valid_padding_must_leave_the_image_a_pixel():
+    raw = with_change("model.type", "cnn")
+    raw["model"] |= {"padding": "valid", "kernel_size": 5, "conv_filters": [8, 8, 8]}
+    with pytest.raises(UserError) as failure:
+        params.parse(raw)
+    # 28 -> 24, pooled 12 -> 8, pooled 4 -> nothing
+    assert str(failure.value) == (
+        "params.yaml: model.padding = 'valid': a 5x5 kernel leaves nothing of the 28x28 image in "
+        "convolution block 3; use padding same, a smaller kernel_size or fewer conv_filters"
+    )
+    raw["model"]["conv_filters"] = [8, 8]
+    assert params.parse(raw).model.padding == "valid"
+    raw["model"] |= {"conv_filters": [8, 8, 8], "padding": "same"}
+    assert params.parse(raw).model.padding == "same"
+    raw["model"] |= {"type": "mlp", "padding": "valid"}  # ignored by an mlp, so no error
+    assert params.parse(raw).model.type == "mlp"
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])

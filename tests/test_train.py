@@ -178,6 +178,22 @@ def test_auto_xla_per_model_type_and_never_across_logical_cpus():
         use_xla(make_params(**{"train.jit_compile": True}), replicas=2)
 
 
+@pytest.mark.parametrize(("setting", "enabled"), [(None, "True"), ("0", "False")])
+def test_onednn_kernels_are_on_unless_the_user_turns_them_off(setting, enabled):
+    """TensorFlow leaves them off on CPUs without AVX-512; the stages turn them on, not inside XLA."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    env |= {"XLA_FLAGS": "--xla_dump_to=/dev/null"} | ({"TF_ENABLE_ONEDNN_OPTS": setting} if setting else {})
+    code = (
+        "import os, stages\n"
+        "from tensorflow.python.util import _pywrap_util_port as port\n"
+        "print(port.IsMklEnabled(), os.environ['XLA_FLAGS'])"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == [enabled, "--xla_dump_to=/dev/null", "--xla_cpu_experimental_onednn_custom_call=false"]
+
+
 def test_mixed_precision_is_noted_and_skipped_without_a_gpu(capsys):
     set_precision(True)
     assert "train.mixed_precision is for GPUs" in capsys.readouterr().out
