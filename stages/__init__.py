@@ -9,6 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # this AVX2 machine they made a CNN epoch 1.35x faster (32 s against 43 s). Inside XLA they
 # made the compiled MLP step 2x slower, so XLA keeps its own kernels.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_experimental_onednn_custom_call=false"]
-).strip()
+_XLA_OWN_KERNELS = "--xla_cpu_experimental_onednn_custom_call=false"
+if _XLA_OWN_KERNELS not in os.environ.get("XLA_FLAGS", ""):  # a stage's subprocess inherits it
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_OWN_KERNELS}".strip()

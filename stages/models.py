@@ -51,7 +51,7 @@ def _conv_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
         )
         if params.batch_norm:
             layers.append(_batch_norm(replicas))
-        # "same" padding: pooling keeps at least a 1x1 map, never a crash.
+        # Pooling pads ("same"), so it keeps at least a 1x1 map: never a crash.
         layers.append(keras.layers.MaxPooling2D(params.pool_size, padding="same"))
     layers.append(keras.layers.Flatten())
     if params.dropout:
