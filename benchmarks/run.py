@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,16 @@ MLP_512 = {
     "train.reduce_lr_patience": 0,
     "train.jit_compile": "auto",
 }
-SCALING_EPOCHS = 3  # also the epochs of the default MLP's throughput run
+# best-mnist-mlp (experiments/references.sh), a wider and regularised MLP, for its throughput.
+BEST_MLP = MLP_512 | {
+    "data.val_fraction": 0.1,
+    "model.hidden_units": [512, 512],
+    "model.dropout": 0.3,
+    "train.optimizer": "adam",
+    "train.batch_size": 128,
+    "train.label_smoothing": 0.05,
+}
+SCALING_EPOCHS = 3  # also the epochs of the best MLP's throughput run
 
 
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
@@ -149,12 +157,11 @@ def benchmark(mirror: Path, work: Path) -> dict:
             "preprocess_peak_rss_mb": round(preprocess_rss),
         }
 
-    print(f"the default MLP (committed params), {SCALING_EPOCHS} epochs ...", flush=True)
-    shutil.copy2(ROOT / "params.yaml", project / "params.yaml")
-    set_params(project, {"epochs": SCALING_EPOCHS, "train.early_stopping_patience": 0})
+    print(f"best-mnist-mlp, {SCALING_EPOCHS} epochs ...", flush=True)
+    set_params(project, BEST_MLP | {"epochs": SCALING_EPOCHS})
     for stage in ("preprocess", "train"):
         timed(commands[stage], project, env)
-    results["default_mlp"] = share_of_peak(project, peak)
+    results["best_mlp"] = share_of_peak(project, peak)
 
     reference, pipeline, scaling = results["reference"], results["pipeline"], results["scaling"]
     results["ratios"] = {
@@ -190,8 +197,8 @@ def table(results: dict) -> str:
         ("training throughput", f"{results['compute']['training_gflops']} GFLOP/s"),
         ("share of peak (target >= 0.55)", results["compute"]["share_of_peak"]),
         (
-            "default MLP (params.yaml), 3 epochs: throughput / share of peak",
-            f"{results['default_mlp']['training_gflops']} GFLOP/s / {results['default_mlp']['share_of_peak']}",
+            "best-mnist-mlp [512, 512], dropout, 3 epochs: throughput / share of peak",
+            f"{results['best_mlp']['training_gflops']} GFLOP/s / {results['best_mlp']['share_of_peak']}",
         ),
         ("no-op `dvc repro` (target < 2 s)", f"{results['noop_repro_seconds']} s"),
     ]

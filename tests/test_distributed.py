@@ -20,6 +20,7 @@ from tests.project_copy import set_dotted
 
 CHANGES = {
     "epochs": 8,
+    "model.type": "mlp",
     "model.hidden_units": [16],
     "model.dropout": 0.0,
     "model.batch_norm": True,  # synchronized across replicas, or the replicas' statistics drift apart

@@ -14,19 +14,25 @@ def layer_types(model):
 
 
 def test_mlp_layers_and_parameter_count():
-    model = build_model(make_params(**{"model.hidden_units": [128, 64], "model.dropout": 0.2}).model, 784, 10)
+    model = build_model(
+        make_params(**{"model.type": "mlp", "model.hidden_units": [128, 64], "model.dropout": 0.2}).model,
+        784,
+        10,
+    )
     assert layer_types(model) == ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
     assert model.count_params() == (784 * 128 + 128) + (128 * 64 + 64) + (64 * 10 + 10)
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
 def test_mlp_512_reference_parameter_count():
-    model = build_model(make_params(**{"model.hidden_units": [512]}).model, 784, 10)
+    model = build_model(make_params(**{"model.type": "mlp", "model.hidden_units": [512]}).model, 784, 10)
     assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
 
 
 def test_no_dropout_layer_when_dropout_is_zero():
-    model = build_model(make_params(**{"model.dropout": 0.0, "model.hidden_units": [64]}).model, 784, 10)
+    model = build_model(
+        make_params(**{"model.type": "mlp", "model.dropout": 0.0, "model.hidden_units": [64]}).model, 784, 10
+    )
     assert layer_types(model) == ["Dense", "Dense"]
 
 
@@ -40,7 +46,7 @@ def test_linear_is_softmax_regression_and_notes_ignored_params(capsys):
 
 
 def test_mlp_notes_the_convolution_params_it_ignores(capsys):
-    build_model(make_params().model, 784, 10)
+    build_model(make_params(**{"model.type": "mlp"}).model, 784, 10)
     assert (
         "model.type mlp ignores model.conv_filters, model.kernel_size, model.pool_size"
         in capsys.readouterr().out
@@ -49,7 +55,9 @@ def test_mlp_notes_the_convolution_params_it_ignores(capsys):
 
 def test_batch_norm_after_each_hidden_layer():
     model = build_model(
-        make_params(**{"model.hidden_units": [64, 32], "model.batch_norm": True}).model, 784, 10
+        make_params(**{"model.type": "mlp", "model.hidden_units": [64, 32], "model.batch_norm": True}).model,
+        784,
+        10,
     )
     assert layer_types(model) == [
         "Dense",
@@ -67,6 +75,7 @@ def test_batch_norm_after_each_hidden_layer():
 def test_cnn_matches_the_fashion_cnn_reference(capsys):
     changes = {
         "model.type": "cnn",
+        "model.padding": "same",
         "model.hidden_units": [128],
         "model.dropout": 0.25,
         "model.from_logits": True,
@@ -106,7 +115,12 @@ def test_valid_padding_crops_each_convolution():
 
 def test_cnn_options_shape_the_network():
     changes = {"model.type": "cnn", "model.conv_filters": [8], "model.kernel_size": 5, "model.pool_size": 4}
-    changes |= {"model.batch_norm": True, "model.dropout": 0.0, "model.hidden_units": [16]}
+    changes |= {
+        "model.padding": "same",
+        "model.batch_norm": True,
+        "model.dropout": 0.0,
+        "model.hidden_units": [16],
+    }
     model = build_model(make_params(**changes).model, 784, 10)
     assert layer_types(model) == [
         "Reshape",
@@ -123,7 +137,12 @@ def test_cnn_options_shape_the_network():
 
 
 def test_fashion_tutorial_parameter_count():
-    changes = {"model.hidden_units": [128], "model.dropout": 0.0, "model.from_logits": True}
+    changes = {
+        "model.type": "mlp",
+        "model.hidden_units": [128],
+        "model.dropout": 0.0,
+        "model.from_logits": True,
+    }
     assert build_model(make_params(**changes).model, 784, 10).count_params() == 101_770
 
 
@@ -156,7 +175,12 @@ def test_every_model_type_the_schema_allows_is_built():
 
 
 def test_deep_cnn_never_pools_to_nothing():
-    changes = {"model.type": "cnn", "model.conv_filters": [4, 4, 4, 4, 4], "model.pool_size": 4}
+    changes = {
+        "model.type": "cnn",
+        "model.padding": "same",
+        "model.conv_filters": [4, 4, 4, 4, 4],
+        "model.pool_size": 4,
+    }
     model = build_model(make_params(**changes).model, 784, 10)
     flatten = next(layer for layer in model.layers if type(layer).__name__ == "Flatten")
     assert flatten.output.shape[1:] == (4,)  # 28 -> 7 -> 2 -> 1 -> 1 -> 1: a 1x1x4 map

@@ -49,7 +49,12 @@ def project(tmp_path_factory):
     """A git repository holding a copy of the project, set up for the tiny dataset."""
     root = tmp_path_factory.mktemp("project")
     mirror = tmp_path_factory.mktemp("mirror")
-    changes = {"epochs": 6, "model.hidden_units": [32], "train.batch_size": 32} | NO_SCHEDULE
+    changes = {
+        "epochs": 6,
+        "model.type": "mlp",
+        "model.hidden_units": [32],
+        "train.batch_size": 32,
+    } | NO_SCHEDULE
     copy_tiny_project(root, write_tiny_dataset(mirror / "tiny"), **changes)
     (root / "node_modules").symlink_to(ROOT / "node_modules")  # the Vega libraries, from `npm ci`
     url, server = serve(mirror)
@@ -145,7 +150,12 @@ def test_pipeline_end_to_end(project):
 def fresh_project(tmp_path):
     """A committed project copy with a training run long enough to interrupt."""
     mirror = tmp_path / "mirror"
-    changes = {"epochs": 40, "model.hidden_units": [32], "train.batch_size": 8} | NO_SCHEDULE
+    changes = {
+        "epochs": 40,
+        "model.type": "mlp",
+        "model.hidden_units": [32],
+        "train.batch_size": 8,
+    } | NO_SCHEDULE
     copy_tiny_project(tmp_path / "project", write_tiny_dataset(mirror / "tiny"), **changes)
     url, server = serve(mirror)
     env = dvc_env(url) | {"PYTHONUNBUFFERED": "1"}  # epoch lines arrive as they happen

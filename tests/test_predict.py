@@ -109,7 +109,9 @@ def trained_model(tmp_path_factory):
     labels = np.arange(600) % len(SHAPES)
     x = np.stack([frame(draw(label, (40, 40), rng) / 255, 28).reshape(784) for label in labels])
     keras.utils.set_random_seed(0)
-    model = build_model(make_params(**{"model.hidden_units": [32]}).model, 784, len(SHAPES))
+    model = build_model(
+        make_params(**{"model.type": "mlp", "model.hidden_units": [32]}).model, 784, len(SHAPES)
+    )
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     model.fit(x, np.eye(len(SHAPES))[labels], epochs=20, batch_size=32, verbose=0)
     directory = tmp_path_factory.mktemp("model")

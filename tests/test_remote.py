@@ -35,7 +35,12 @@ def experiments(root: Path, env: dict) -> dict[str, float]:
 def test_push_then_pull_in_a_fresh_clone_runs_nothing(tmp_path):
     mirror, origin, storage = tmp_path / "mirror", tmp_path / "origin.git", tmp_path / "dvc-storage"
     first = tmp_path / "first"
-    changes = {"epochs": 3, "model.hidden_units": [16], "train.batch_size": 32} | NO_SCHEDULE
+    changes = {
+        "epochs": 3,
+        "model.type": "mlp",
+        "model.hidden_units": [16],
+        "train.batch_size": 32,
+    } | NO_SCHEDULE
     copy_tiny_project(first, write_tiny_dataset(mirror / "tiny"), **changes)
     init_git(first)
     url, server = serve(mirror)

@@ -19,6 +19,7 @@ from tests.conftest import ROOT, make_params
 # Small and plain: each test turns on what it checks.
 SMALL = {
     "epochs": 4,
+    "model.type": "mlp",
     "model.hidden_units": [16],
     "train.batch_size": 32,
     "train.label_smoothing": 0.0,
@@ -63,10 +64,15 @@ def test_each_optimizer_reduces_the_loss(tiny_processed, tmp_path, optimizer):
     assert loss[-1] < loss[0]
 
 
-def test_same_seed_same_weights_other_seed_other_weights(tiny_processed, tmp_path):
-    first, _ = fit(tiny_processed, tmp_path / "a", epochs=2)
-    again, _ = fit(tiny_processed, tmp_path / "b", epochs=2)
-    other, _ = fit(tiny_processed, tmp_path / "c", epochs=2, seed=7)
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"model.type": "cnn", "model.conv_filters": [4, 8], "model.hidden_units": [8]}],
+    ids=["mlp", "cnn"],  # the cnn runs TensorFlow's oneDNN kernels, the mlp XLA's
+)
+def test_same_seed_same_weights_other_seed_other_weights(tiny_processed, tmp_path, changes):
+    first, _ = fit(tiny_processed, tmp_path / "a", epochs=2, **changes)
+    again, _ = fit(tiny_processed, tmp_path / "b", epochs=2, **changes)
+    other, _ = fit(tiny_processed, tmp_path / "c", epochs=2, seed=7, **changes)
     for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
@@ -144,7 +150,7 @@ from dvclive import Live
 from stages.train import train
 from tests.conftest import ROOT, make_params
 
-params = make_params(epochs=2, **{"model.hidden_units": [16], "model.dropout": 0.0, "train.jit_compile": True})
+params = make_params(epochs=2, **{"model.type": "mlp", "model.hidden_units": [16], "model.dropout": 0.0, "train.jit_compile": True})
 with Live(sys.argv[2], dvcyaml=None, save_dvc_exp=False) as live:
     model, _ = train(params, Path(sys.argv[1]), live)
 print(model.jit_compile, hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest())
