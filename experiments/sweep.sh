@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A parallel sweep: two learning rates x two layer shapes, queued as four DVC experiments
+# A parallel sweep: two learning rates x two dropout rates, queued as four DVC experiments
 # and run N at a time; then the table to pick the winner from.
 #
 #   DATA_MIRROR=../shared/datasets bash experiments/sweep.sh [jobs] [-S key=value ...]
@@ -22,22 +22,26 @@ threads=$((threads > 0 ? threads : 1))
 export TF_NUM_INTRAOP_THREADS=$threads TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=$threads
 
 # DVC expands comma-separated values into every combination (Hydra's sweep syntax).
-dvc exp run --queue -S 'train.learning_rate=0.001,0.003' -S 'model.hidden_units=[256],[512,512]' "$@"
+queued=$(dvc exp run --queue -S 'train.learning_rate=0.001,0.003' -S 'model.dropout=0.3,0.5' "$@")
+echo "$queued"
+# Only this sweep's tasks count: the queue also lists earlier runs, failed ones included.
+names=$(sed -n "s/^Queued experiment '\(.*\)' for future execution\.$/\1/p" <<<"$queued")
+[[ -n $names ]] || { echo "error: dvc exp run --queue queued nothing" >&2; exit 1; }
+ours() { dvc queue status | awk 'NR == FNR { name[$1]; next } $2 in name' <(echo "$names") -; }
 dvc queue start --jobs "$jobs"
-while true; do
-  status=$(dvc queue status)
-  grep -qE 'Queued|Running' <<<"$status" || break
+while ours | grep -qE 'Queued|Running'; do
   sleep 15
 done
+status=$(ours)
 echo "$status"
 if grep -q Failed <<<"$status"; then
-  echo "error: the queue holds failed experiments; see dvc queue logs <task>" >&2
+  echo "error: an experiment of this sweep failed; see dvc queue logs <task>" >&2
   exit 1
 fi
 
 dvc exp show --no-pager --md --hide-workspace --hide-queued --precision 4 \
   --sort-by best_val_accuracy --sort-order desc \
   --drop '.*' \
-  --keep '^Experiment$|^accuracy$|best_val_accuracy|epochs_run|fit_seconds|model.hidden_units|params.yaml:train.learning_rate'
+  --keep '^Experiment$|^accuracy$|best_val_accuracy|epochs_run|fit_seconds|model.dropout|params.yaml:train.learning_rate'
 echo "Pick by best_val_accuracy (the test set is for reporting, not choosing); compare two with:"
 echo "  dvc plots diff <experiment> <experiment>"

@@ -83,7 +83,13 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_processed, tmp_pat
     [
         {"model.type": "linear"},
         {"model.type": "mlp", "model.batch_norm": True, "model.from_logits": True},
-        {"model.type": "cnn", "model.conv_filters": [4], "model.hidden_units": [8], "model.batch_norm": True},
+        {
+            "model.type": "cnn",
+            "model.padding": "same",
+            "model.conv_filters": [4],
+            "model.hidden_units": [8],
+            "model.batch_norm": True,
+        },
     ],
     ids=["linear", "mlp-batchnorm-logits", "cnn"],
 )
@@ -179,7 +185,7 @@ def test_auto_xla_per_model_type_and_never_across_logical_cpus():
     for model_type, expected in XLA_ON_CPU.items():
         assert use_xla(make_params(**{"model.type": model_type}), replicas=1) is expected
     assert use_xla(make_params(**{"model.type": "cnn", "train.jit_compile": True}), replicas=1) is True
-    assert use_xla(make_params(), replicas=2) is False
+    assert use_xla(make_params(**{"model.type": "mlp"}), replicas=2) is False
     with pytest.raises(UserError, match="XLA cannot run across logical CPUs"):
         use_xla(make_params(**{"train.jit_compile": True}), replicas=2)
 
