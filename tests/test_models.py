@@ -13,31 +13,34 @@ def layer_types(model):
     return [type(layer).__name__ for layer in model.layers]
 
 
+def build(**changes):
+    """The committed params with dotted keys changed, built for 784 pixels and 10 classes."""
+    return build_model(make_params(**changes).model, 784, 10)
+
+
+def build_mlp(**changes):
+    return build(**{"model.type": "mlp", **changes})
+
+
 def test_mlp_layers_and_parameter_count():
-    model = build_model(
-        make_params(**{"model.type": "mlp", "model.hidden_units": [128, 64], "model.dropout": 0.2}).model,
-        784,
-        10,
-    )
+    model = build_mlp(**{"model.hidden_units": [128, 64], "model.dropout": 0.2})
     assert layer_types(model) == ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
     assert model.count_params() == (784 * 128 + 128) + (128 * 64 + 64) + (64 * 10 + 10)
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
 def test_mlp_512_reference_parameter_count():
-    model = build_model(make_params(**{"model.type": "mlp", "model.hidden_units": [512]}).model, 784, 10)
+    model = build_mlp(**{"model.hidden_units": [512]})
     assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
 
 
 def test_no_dropout_layer_when_dropout_is_zero():
-    model = build_model(
-        make_params(**{"model.type": "mlp", "model.dropout": 0.0, "model.hidden_units": [64]}).model, 784, 10
-    )
+    model = build_mlp(**{"model.dropout": 0.0, "model.hidden_units": [64]})
     assert layer_types(model) == ["Dense", "Dense"]
 
 
 def test_linear_is_softmax_regression_and_notes_ignored_params(capsys):
-    model = build_model(make_params(**{"model.type": "linear"}).model, 784, 10)
+    model = build(**{"model.type": "linear"})
     assert layer_types(model) == ["Dense"]
     assert model.count_params() == 784 * 10 + 10
     note = capsys.readouterr().out
@@ -46,7 +49,7 @@ def test_linear_is_softmax_regression_and_notes_ignored_params(capsys):
 
 
 def test_mlp_notes_the_convolution_params_it_ignores(capsys):
-    build_model(make_params(**{"model.type": "mlp"}).model, 784, 10)
+    build_mlp()
     assert (
         "model.type mlp ignores model.conv_filters, model.kernel_size, model.pool_size"
         in capsys.readouterr().out
@@ -54,11 +57,7 @@ def test_mlp_notes_the_convolution_params_it_ignores(capsys):
 
 
 def test_batch_norm_after_each_hidden_layer():
-    model = build_model(
-        make_params(**{"model.type": "mlp", "model.hidden_units": [64, 32], "model.batch_norm": True}).model,
-        784,
-        10,
-    )
+    model = build_mlp(**{"model.hidden_units": [64, 32], "model.batch_norm": True})
     assert layer_types(model) == [
         "Dense",
         "BatchNormalization",
@@ -80,7 +79,7 @@ def test_cnn_matches_the_fashion_cnn_reference(capsys):
         "model.dropout": 0.25,
         "model.from_logits": True,
     }
-    model = build_model(make_params(**changes).model, 784, 10)
+    model = build(**changes)
     assert layer_types(model) == [
         "Reshape",
         "Conv2D",
@@ -101,7 +100,7 @@ def test_cnn_matches_the_fashion_cnn_reference(capsys):
 
 def test_valid_padding_crops_each_convolution():
     changes = {"model.type": "cnn", "model.padding": "valid", "model.hidden_units": [128]}
-    model = build_model(make_params(**changes).model, 784, 10)
+    model = build(**changes)
     conv1, pool1, conv2, pool2 = model.layers[1:5]
     assert [layer.output.shape[1:] for layer in (conv1, pool1, conv2, pool2)] == [
         (26, 26, 32),
@@ -121,7 +120,7 @@ def test_cnn_options_shape_the_network():
         "model.dropout": 0.0,
         "model.hidden_units": [16],
     }
-    model = build_model(make_params(**changes).model, 784, 10)
+    model = build(**changes)
     assert layer_types(model) == [
         "Reshape",
         "Conv2D",
@@ -137,20 +136,15 @@ def test_cnn_options_shape_the_network():
 
 
 def test_fashion_tutorial_parameter_count():
-    changes = {
-        "model.type": "mlp",
-        "model.hidden_units": [128],
-        "model.dropout": 0.0,
-        "model.from_logits": True,
-    }
-    assert build_model(make_params(**changes).model, 784, 10).count_params() == 101_770
+    changes = {"model.hidden_units": [128], "model.dropout": 0.0, "model.from_logits": True}
+    assert build_mlp(**changes).count_params() == 101_770
 
 
 @pytest.mark.parametrize("model_type", ["linear", "mlp", "cnn"])
 @pytest.mark.parametrize("from_logits", [False, True])
 def test_saved_model_returns_probabilities(tmp_path, model_type, from_logits):
     changes = {"model.type": model_type, "model.from_logits": from_logits, "model.batch_norm": True}
-    model = build_model(make_params(**changes).model, 784, 10)
+    model = build(**changes)
     x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
     raw = model.predict(x, verbose=0)
     assert np.allclose(raw.sum(axis=1), 1, atol=1e-5) != from_logits  # logits do not sum to 1
@@ -171,7 +165,7 @@ def test_every_model_type_the_schema_allows_is_built():
     allowed = typing.get_args(ModelParams.model_fields["type"].annotation)
     assert set(USES) == set(allowed)
     for model_type in allowed:
-        assert build_model(make_params(**{"model.type": model_type}).model, 784, 10).name == model_type
+        assert build(**{"model.type": model_type}).name == model_type
 
 
 def test_deep_cnn_never_pools_to_nothing():
@@ -181,7 +175,7 @@ def test_deep_cnn_never_pools_to_nothing():
         "model.conv_filters": [4, 4, 4, 4, 4],
         "model.pool_size": 4,
     }
-    model = build_model(make_params(**changes).model, 784, 10)
+    model = build(**changes)
     flatten = next(layer for layer in model.layers if type(layer).__name__ == "Flatten")
     assert flatten.output.shape[1:] == (4,)  # 28 -> 7 -> 2 -> 1 -> 1 -> 1: a 1x1x4 map
 
