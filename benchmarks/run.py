@@ -1,10 +1,10 @@
 """Benchmark the pipeline against the hand-written Keras script it replaces, on this machine.
 
-    python benchmarks/run.py --mirror ../shared/datasets [--out benchmarks/results.json]
+    python -m benchmarks.run --mirror ../shared/datasets [--out benchmarks/results.json]
 
 In one run, side by side: the `mlp-512` reference script as a whole process; the pipeline
-with the same hyperparameters (`dvc repro` from an empty cache, in a fresh copy of the
-project); the train stage's fit time; the machine's float32 matmul peak and the share of
+with the same hyperparameters (`dvc repro` from an empty cache, in a fresh clone of the
+committed project); the train stage's fit time; the machine's float32 matmul peak and the share of
 it training reaches; a no-op `dvc repro`; each stage's wall time and peak memory; and
 time per epoch and preprocess memory at 25%, 50% and 100% of the training data; and the
 throughput of the best MNIST MLP (`best-mnist-mlp`) over 3 epochs.
@@ -24,41 +24,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.project_copy import ROOT, copy_project, init_git, set_params
+from experiments import catalogue
+from stages.lib import schema
 
-# The mlp-512 reference system (SEEDS.md), as pipeline params.
-MLP_512 = {
-    "seed": 42,
-    "epochs": 10,
-    "data.dataset": "mnist",
-    "data.val_fraction": 0.2,
-    "data.train_fraction": 1.0,
-    "model.type": "mlp",
-    "model.hidden_units": [512],
-    "model.activation": "relu",
-    "model.dropout": 0.0,
-    "model.batch_norm": False,
-    "model.from_logits": False,
-    "train.optimizer": "rmsprop",
-    "train.learning_rate": 0.001,
-    "train.momentum": 0.0,
-    "train.batch_size": 64,
-    "train.label_smoothing": 0.0,
-    "train.early_stopping_patience": 0,
-    "train.reduce_lr_patience": 0,
-    "train.jit_compile": "auto",
-}
-# best-mnist-mlp (experiments/references.sh), a wider and regularised MLP, for its throughput.
-BEST_MLP = MLP_512 | {
-    "data.val_fraction": 0.1,
-    "model.hidden_units": [512, 512],
-    "model.dropout": 0.3,
-    "train.optimizer": "adam",
-    "train.batch_size": 128,
-    "train.label_smoothing": 0.05,
-}
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = catalogue.load()
+MLP_512 = EXPERIMENTS["mlp-512"]  # the reference script's hyperparameters
+BEST_MLP = EXPERIMENTS["best-mnist-mlp"]  # for its throughput
 SCALING_EPOCHS = 3  # also the epochs of the best MLP's throughput run
+PARAMS = schema.PARAMS_FILE
 
 
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
@@ -117,7 +91,7 @@ def benchmark(mirror: Path, work: Path) -> dict:
 
     print("reference script ...", flush=True)
     seconds, rss, output = timed(
-        [sys.executable, str(ROOT / "benchmarks/reference_mlp512.py"), str(mirror / "mnist")], work, env
+        [sys.executable, str(ROOT / "experiments/plain_keras.py"), "mlp-512", str(mirror)], work, env
     )
     reference = dict(item.split("=") for item in output.split()[-2:])
     results["reference"] = {
@@ -129,8 +103,8 @@ def benchmark(mirror: Path, work: Path) -> dict:
 
     print("pipeline, dvc repro from an empty cache ...", flush=True)
     project = work / "project"
-    copy_project(project, **MLP_512)
-    init_git(project)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(project)], check=True)
+    schema.override_file(project / PARAMS, MLP_512)
     seconds, _, _ = timed(["dvc", "repro"], project, env)
     results["pipeline"] = {
         "wall_seconds": round(seconds, 1),
@@ -153,7 +127,7 @@ def benchmark(mirror: Path, work: Path) -> dict:
     commands = stage_commands(project)
     results["scaling"] = {}
     for fraction in (0.25, 0.5, 1.0):
-        set_params(project, {"data.train_fraction": fraction, "epochs": SCALING_EPOCHS})
+        schema.override_file(project / PARAMS, {"data.train_fraction": fraction, "epochs": SCALING_EPOCHS})
         _, preprocess_rss, _ = timed(commands["preprocess"], project, env)
         timed(commands["train"], project, env)
         results["scaling"][str(fraction)] = {
@@ -162,7 +136,7 @@ def benchmark(mirror: Path, work: Path) -> dict:
         }
 
     print(f"best-mnist-mlp, {SCALING_EPOCHS} epochs ...", flush=True)
-    set_params(project, BEST_MLP | {"epochs": SCALING_EPOCHS})
+    schema.override_file(project / PARAMS, BEST_MLP | {"epochs": SCALING_EPOCHS})
     for stage in ("preprocess", "train"):
         timed(commands[stage], project, env)
     results["best_mlp"] = share_of_peak(project, peak)

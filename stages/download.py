@@ -6,7 +6,6 @@ A file is accepted only if its decompressed bytes have the registry's size and
 SHA-256; the dataset folder appears in ``data/raw/`` only when all its files are.
 """
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -20,9 +19,9 @@ from urllib.parse import unquote, urlparse
 import requests
 from tqdm import tqdm
 
-from stages import params as params_schema
-from stages.datasets import DATASETS, Dataset, IdxFile
-from stages.errors import UserError, run
+from stages.lib import cli, schema
+from stages.lib.datasets import DATASETS, Dataset, IdxFile
+from stages.lib.errors import UserError
 
 CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0  # seconds to establish a connection
@@ -164,12 +163,21 @@ def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_optio
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__file__, __doc__)
     parser.add_argument("out_dir", type=Path, help="where <dataset>/ goes, e.g. data/raw")
     args = parser.parse_args()
-    params = params_schema.load()
-    download_dataset(params.data.dataset, args.out_dir, os.environ.get("DATA_MIRROR"))
+    params = schema.load()
+    mirror = os.environ.get("DATA_MIRROR")
+    try:
+        download_dataset(params.data.dataset, args.out_dir, mirror)
+    except UserError as error:
+        if mirror:
+            raise
+        raise UserError(
+            f"{error}; DATA_MIRROR is not set: point it at a base URL or a folder holding "
+            f"{params.data.dataset}/<file>.gz to download from there first"
+        ) from None
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

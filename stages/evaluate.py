@@ -6,18 +6,14 @@ the (actual, predicted) class names for DVC's confusion-matrix plot; and the tes
 probabilities for the plot stage.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stages import params as params_schema
-from stages import processed
-from stages.atomic import atomic_path, write_text
-from stages.errors import run
-from stages.models import INFERENCE_BATCH_SIZE, load_model
+from stages.lib import cli, processed, schema, tensorflow_env
+from stages.lib.atomic import atomic_path, write_text
 
 EPSILON = 1e-7  # as Keras clips probabilities in its crossentropy
 
@@ -75,10 +71,14 @@ def confused_pairs(
     return pairs.sort_values("count", ascending=False, kind="stable").head(top).reset_index(drop=True)
 
 
-def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_path: Path) -> dict:
-    x_test, y_test = processed.load_split(data_dir, "test")
-    class_names = processed.load_classes(data_dir)
-    probabilities = load_model(model_path).predict(x_test, batch_size=INFERENCE_BATCH_SIZE, verbose=0)
+def report(
+    probabilities: np.ndarray,
+    y_test: np.ndarray,
+    class_names: list[str],
+    metrics_dir: Path,
+    probabilities_path: Path,
+) -> dict:
+    """Score the test probabilities; write the metrics, the tables and the probabilities."""
     metrics = headline_metrics(probabilities, y_test)
     actual, predicted = y_test.argmax(axis=1), probabilities.argmax(axis=1)
     names = np.array(class_names)
@@ -99,16 +99,22 @@ def evaluate(model_path: Path, data_dir: Path, metrics_dir: Path, probabilities_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__file__, __doc__)
     parser.add_argument("model_path", type=Path, help="e.g. models/model.keras")
     parser.add_argument("data_dir", type=Path, help="preprocessed splits, e.g. data/processed")
     parser.add_argument("metrics_dir", type=Path, help="where test.json and the tables go")
     parser.add_argument("probabilities_path", type=Path, help=".npy of test probabilities for the plots")
     args = parser.parse_args()
-    params_schema.load()  # validated first, like every stage, though evaluation reads no params
-    metrics = evaluate(args.model_path, args.data_dir, args.metrics_dir, args.probabilities_path)
+    schema.load()  # validated first, like every stage, though evaluation reads no params
+    tensorflow_env.configure()
+    from stages.lib.models import load_model, predict  # TensorFlow reads its settings as it loads: now
+
+    x_test, y_test = processed.load_split(args.data_dir, "test")
+    probabilities = predict(load_model(args.model_path), x_test)
+    class_names = processed.load_classes(args.data_dir)
+    metrics = report(probabilities, y_test, class_names, args.metrics_dir, args.probabilities_path)
     print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}")
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

@@ -3,11 +3,10 @@
 Each PNG or JPEG, of any size, is framed the way the training data is: grayscale,
 light strokes on a dark background (light-background photos are inverted, with a
 note), the object cropped, scaled so its longest side spans the dataset's object
-size and centred by its centre of mass in a 28x28 field. One line per image, or
+size and centred by its centre of mass in the dataset's image field. One line per image, or
 with ``--json`` one JSON object per line.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages import processed
-from stages.datasets import DATASETS
-from stages.errors import UserError, run
+from stages.lib import cli, processed, tensorflow_env
+from stages.lib.datasets import DATASETS, IMAGE_PIXELS, IMAGE_SIDE
+from stages.lib.errors import UserError
 
 FORMATS = {"PNG", "JPEG"}
 TOP = 3
@@ -60,7 +59,7 @@ def to_dark_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def frame(gray: np.ndarray, object_size: int) -> np.ndarray:
-    """Crop the object, scale its longest side to ``object_size`` and centre it by mass in 28x28."""
+    """Crop the object, scale its longest side to ``object_size`` and centre it by mass in the field."""
     gray = np.clip(gray - background(gray), 0, None)
     if gray.max() <= 0.05:
         raise ImageError("no object found: the image is blank")
@@ -75,17 +74,18 @@ def frame(gray: np.ndarray, object_size: int) -> np.ndarray:
     centre_row = (resized.sum(axis=1) @ np.arange(height)) / mass
     centre_col = (resized.sum(axis=0) @ np.arange(width)) / mass
     # Put the centre of mass at the field's centre, keeping the whole object inside.
-    top = int(np.clip(round(13.5 - centre_row), 0, 28 - height))
-    left = int(np.clip(round(13.5 - centre_col), 0, 28 - width))
-    field = np.zeros((28, 28), dtype=np.float32)
+    middle = (IMAGE_SIDE - 1) / 2
+    top = int(np.clip(round(middle - centre_row), 0, IMAGE_SIDE - height))
+    left = int(np.clip(round(middle - centre_col), 0, IMAGE_SIDE - width))
+    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
     field[top : top + height, left : left + width] = resized
     return field
 
 
 def prepare(path: Path, object_size: int) -> tuple[np.ndarray, bool]:
-    """The image as one flat 784-vector in [0, 1], and whether it was inverted."""
+    """The image as one flat vector in [0, 1], as the model takes it, and whether it was inverted."""
     gray, inverted = to_dark_background(read_grayscale(path))
-    return frame(gray, object_size).reshape(784), inverted
+    return frame(gray, object_size).reshape(IMAGE_PIXELS), inverted
 
 
 def top_classes(probabilities: np.ndarray, class_names: list[str]) -> list[dict]:
@@ -93,8 +93,39 @@ def top_classes(probabilities: np.ndarray, class_names: list[str]) -> list[dict]
     return [{"class": class_names[i], "probability": round(float(probabilities[i]), 4)} for i in order]
 
 
+def prepare_all(paths: list[Path], object_size: int) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
+    """The framed images that could be read, and an error for each that could not."""
+    prepared, failures = {}, {}
+    for path in paths:
+        try:
+            prepared[path], inverted = prepare(path, object_size)
+        except ImageError as error:
+            failures[path] = str(error)
+            continue
+        if inverted:
+            print(f"note: {path} has a light background; inverted to light-on-dark", file=sys.stderr)
+    return prepared, failures
+
+
+def answer(
+    path: Path, probabilities: np.ndarray | None, error: str | None, class_names, as_json: bool
+) -> None:
+    """One line for one image: its top classes, or why it could not be classified."""
+    if error is not None:
+        if as_json:
+            print(json.dumps({"image": str(path), "error": error}))
+        else:
+            print(f"{path}: error: {error}", file=sys.stderr)
+        return
+    predictions = top_classes(probabilities, class_names)
+    if as_json:
+        print(json.dumps({"image": str(path), "predictions": predictions}))
+    else:
+        print(f"{path}: " + ", ".join(f"{p['class']} ({p['probability']:.1%})" for p in predictions))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__file__, __doc__)
     parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files")
     parser.add_argument("--model", type=Path, default=Path("models/model.keras"), help="a trained model")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -103,38 +134,19 @@ def main() -> None:
     info = processed.load_dataset_info(args.model.parent)
     if info["name"] not in DATASETS:
         raise UserError(f"{args.model}: trained on {info['name']!r}, which is not in the dataset registry")
-    object_size = DATASETS[info["name"]].object_size
-    from stages.models import load_model  # TensorFlow loads only once the arguments are sound
+    prepared, failures = prepare_all(args.images, DATASETS[info["name"]].object_size)
+    tensorflow_env.configure()
+    from stages.lib.models import load_model, predict  # TensorFlow reads its settings as it loads: now
 
     model = load_model(args.model)
-    prepared, failures = {}, {}
-    for path in args.images:
-        try:
-            prepared[path], inverted = prepare(path, object_size)
-        except ImageError as error:
-            failures[path] = str(error)
-            continue
-        if inverted:
-            print(f"note: {path} has a light background; inverted to light-on-dark", file=sys.stderr)
     probabilities = {}
     if prepared:  # Keras cannot predict an empty batch
-        batch = np.stack(list(prepared.values()))
-        probabilities = dict(zip(prepared, model.predict(batch, verbose=0), strict=True))
+        probabilities = dict(zip(prepared, predict(model, np.stack(list(prepared.values()))), strict=True))
     for path in args.images:  # in the order given, failures included
-        if path in failures:
-            if args.json:
-                print(json.dumps({"image": str(path), "error": failures[path]}))
-            else:
-                print(f"{path}: error: {failures[path]}", file=sys.stderr)
-            continue
-        predictions = top_classes(probabilities[path], info["class_names"])
-        if args.json:
-            print(json.dumps({"image": str(path), "predictions": predictions}))
-        else:
-            print(f"{path}: " + ", ".join(f"{p['class']} ({p['probability']:.1%})" for p in predictions))
+        answer(path, probabilities.get(path), failures.get(path), info["class_names"], args.json)
     if failures:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

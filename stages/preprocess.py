@@ -4,20 +4,18 @@ The validation split is held out of the training set, stratified by class and
 seeded; the test set is passed through untouched.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from stages import params as params_schema
-from stages import processed
-from stages.datasets import DATASETS
-from stages.errors import UserError, run
-from stages.idx import read_images_and_labels
+from stages.lib import cli, processed, schema
+from stages.lib.datasets import DATASETS
+from stages.lib.errors import UserError
+from stages.lib.idx import read_dataset
 
 
 def flatten_and_normalise(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 784) float32 in [0, 1]."""
+    """(N, side, side) uint8 -> (N, side * side) float32 in [0, 1]."""
     flat = images.reshape(len(images), -1).astype(np.float32)
     flat /= 255.0  # in place: no second full-size copy
     return flat
@@ -58,13 +56,7 @@ def preprocess(
 ) -> None:
     dataset = DATASETS[dataset_name]
     n_classes = len(dataset.class_names)
-    source = raw_dir / dataset_name
-
-    def read(images, labels):
-        return read_images_and_labels(source / f"{images.name}.gz", source / f"{labels.name}.gz", n_classes)
-
-    train_images, train_labels = read(dataset.train_images, dataset.train_labels)
-    test_images, test_labels = read(dataset.test_images, dataset.test_labels)
+    (train_images, train_labels), (test_images, test_labels) = read_dataset(raw_dir / dataset_name, dataset)
     train_index, val_index = stratified_split(train_labels, val_fraction, seed)
     if train_fraction < 1:
         train_index = train_index[stratified_sample(train_labels[train_index], train_fraction, seed)]
@@ -82,14 +74,14 @@ def preprocess(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__file__, __doc__)
     parser.add_argument("raw_dir", type=Path, help="holds <dataset>/*.gz, e.g. data/raw")
     parser.add_argument("out_dir", type=Path, help="e.g. data/processed")
     args = parser.parse_args()
-    params = params_schema.load()
+    params = schema.load()
     data = params.data
     preprocess(args.raw_dir, args.out_dir, data.dataset, data.val_fraction, params.seed, data.train_fraction)
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

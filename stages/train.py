@@ -1,178 +1,37 @@
 """Stage 3: train the classifier on the train split, watching the validation split.
 
-Logs per-epoch loss and accuracy with DVCLive, writes the training summary
-(epochs run, best validation accuracy, parameter count, fit seconds) and saves
-the model in the native ``.keras`` format, returning probabilities.
+Logs per-epoch loss, accuracy and learning rate with DVCLive, writes the training summary
+(epochs run, the epoch whose weights were kept and their validation accuracy and loss,
+parameter count, fit seconds) and saves the model in the native ``.keras`` format,
+returning probabilities.
 """
 
-import argparse
-import time
+import json
 from pathlib import Path
 
-import keras
-import tensorflow as tf
 from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
-from stages import distributed, processed
-from stages import params as params_schema
-from stages.atomic import atomic_path
-from stages.errors import UserError, run
-from stages.models import INFERENCE_BATCH_SIZE, build_model, with_probabilities
-from stages.params import Params, TrainParams
-
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
-WITH_MOMENTUM = {"rmsprop", "sgd"}
-# `jit_compile: auto` on CPUs. XLA fuses the many small element-wise ops of a dense step
-# (the mlp-512 fit: 1.9x faster here) but made convolutions several times slower.
-XLA_ON_CPU = {"linear": True, "mlp": True, "cnn": False}
-# Train steps per call into the compiled graph: per-step Python overhead dominated small
-# dense steps. The arithmetic, and so the weights, stay those of one step per call.
-# One device only: under MirroredStrategy Keras 3.15's multi-step loop fails to run.
-STEPS_PER_EXECUTION = 100
-
-
-def use_xla(params: Params, replicas: int) -> bool:
-    if params.train.distribute == "multi_worker":
-        if params.train.jit_compile is True:
-            print(
-                "note: train.distribute multi_worker ignores train.jit_compile (its step is not XLA-compiled)"
-            )
-        return False
-    gpus = bool(tf.config.list_physical_devices("GPU"))
-    if replicas > 1 and not gpus:
-        # XLA cannot reach variables on another logical CPU device.
-        if params.train.jit_compile is True:
-            raise UserError(
-                "train.jit_compile = True: XLA cannot run across logical CPUs (distribute mirrored)"
-            )
-        return False
-    if params.train.jit_compile != "auto":
-        return params.train.jit_compile
-    return gpus or XLA_ON_CPU[params.model.type]
-
-
-def make_deterministic(seed: int, xla: bool) -> None:
-    """Same params, same data, same machine: the same weights, bit for bit."""
-    keras.utils.set_random_seed(seed)
-    # Keras silently turns XLA off under op determinism, so XLA runs skip it; XLA's CPU
-    # kernels gave bit-identical weights run to run here (tests/test_train.py checks).
-    if not xla:
-        tf.config.experimental.enable_op_determinism()
-
-
-def set_precision(mixed: bool) -> None:
-    if not mixed:
-        return
-    if tf.config.list_physical_devices("GPU"):
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    else:
-        print("note: train.mixed_precision is for GPUs; training in float32 on this CPU")
-
-
-def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
-    optimizer = OPTIMIZERS[params.optimizer]
-    if params.optimizer in WITH_MOMENTUM:
-        return optimizer(learning_rate=params.learning_rate, momentum=params.momentum)
-    if params.momentum:
-        print(f"note: train.optimizer {params.optimizer} ignores train.momentum")
-    return optimizer(learning_rate=params.learning_rate)
-
-
-def compile_model(
-    model: keras.Model, params: TrainParams, from_logits: bool, xla: bool, replicas: int
-) -> None:
-    model.compile(
-        jit_compile=xla,
-        steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1,
-        optimizer=make_optimizer(params),
-        loss=keras.losses.CategoricalCrossentropy(
-            from_logits=from_logits, label_smoothing=params.label_smoothing
-        ),
-        metrics=["accuracy"],
-    )
-
-
-def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Callback]:
-    """Logging always; early stopping and learning-rate decay on the validation loss when enabled."""
-    callbacks: list[keras.callbacks.Callback] = []
-    if params.reduce_lr_patience:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                factor=params.reduce_lr_factor,
-                patience=params.reduce_lr_patience,
-                verbose=1,
-            )
-        )
-    if params.early_stopping_patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=params.early_stopping_patience,
-                restore_best_weights=True,
-                verbose=1,
-            )
-        )
-    # Last, so it also logs the learning rate ReduceLROnPlateau adds to the epoch's logs.
-    callbacks.append(DVCLiveCallback(live=live))
-    return callbacks
-
-
-def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict]:
-    """Build and fit the model; return it and the training summary."""
-    strategy = distributed.make_strategy(params.train.distribute)
-    xla = use_xla(params, strategy.num_replicas_in_sync)
-    make_deterministic(params.seed, xla)
-    set_precision(params.train.mixed_precision)
-    x_train, y_train = processed.load_split(data_dir, "train")
-    validation = processed.load_split(data_dir, "val")
-    with strategy.scope():
-        model = build_model(
-            params.model, x_train.shape[1], y_train.shape[1], replicas=strategy.num_replicas_in_sync
-        )
-        compile_model(model, params.train, params.model.from_logits, xla, strategy.num_replicas_in_sync)
-    model.summary()
-    print(f"training on {strategy.num_replicas_in_sync} replicas, XLA {'on' if xla else 'off'}")
-    callbacks = make_callbacks(params.train, live)
-    started = time.perf_counter()
-    if params.train.distribute == "multi_worker":
-        history = distributed.custom_fit(model, strategy, params, (x_train, y_train), validation, callbacks)
-    else:
-        history = model.fit(
-            x_train,
-            y_train,
-            validation_data=validation,
-            validation_batch_size=INFERENCE_BATCH_SIZE,
-            epochs=params.epochs,
-            batch_size=params.train.batch_size,
-            callbacks=callbacks,
-            verbose=2,
-        )
-    summary = {
-        "epochs_run": len(history.epoch),
-        "best_val_accuracy": max(history.history["val_accuracy"]),
-        "params": model.count_params(),
-        "fit_seconds": round(time.perf_counter() - started, 2),
-    }
-    return model, summary
+from stages.lib import cli, processed, schema, tensorflow_env
+from stages.lib.atomic import atomic_path, write_text
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser(__file__, __doc__)
     parser.add_argument("data_dir", type=Path, help="preprocessed splits, e.g. data/processed")
     parser.add_argument("model_path", type=Path, help="where the .keras model goes")
-    parser.add_argument("live_dir", type=Path, help="DVCLive's folder for curves and summary")
+    parser.add_argument("live_dir", type=Path, help="folder for DVCLive's curves and the summary")
     args = parser.parse_args()
-    params = params_schema.load()
+    params = schema.load()  # a bad param fails here, before TensorFlow's slow start
+    tensorflow_env.configure()
+    # TensorFlow reads its settings once, as it loads: so it is imported only now.
+    from stages.lib.models import with_probabilities
+    from stages.lib.training import train
+
     with Live(str(args.live_dir), dvcyaml=None, save_dvc_exp=False) as live:
         model, summary = train(params, args.data_dir, live)
-        for name, value in summary.items():
-            live.log_metric(name, value, plot=False)
+    # Replaces DVCLive's last-epoch values (the curves hold them): one number per name, and none
+    # named like a param, so `dvc metrics show` and `dvc exp show` stay readable.
+    write_text(args.live_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     with atomic_path(args.model_path) as temporary:
         with_probabilities(model, params.model.from_logits).save(temporary)
     # The class names travel with the model, for whoever uses it next (stages.predict).
@@ -182,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

@@ -1,30 +1,26 @@
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
-import yaml
 
-from stages import datasets, params
-from stages.preprocess import preprocess
-from tests.project_copy import ROOT, copy_project, set_dotted
-from tests.tiny_dataset import write_tiny_dataset
+from stages.lib import tensorflow_env
+
+# As every stage that uses TensorFlow does, before TensorFlow loads: tests train as the stages do.
+tensorflow_env.configure()
+
+from tensorflow.python.framework import config as tf_config  # noqa: E402
+
+from stages.lib import datasets  # noqa: E402
+from stages.preprocess import preprocess  # noqa: E402
+from tests.helpers import serve  # noqa: E402
+from tests.tiny_dataset import write_tiny_dataset  # noqa: E402
 
 
-def make_params(**changes) -> params.Params:
-    """The committed params with some dotted keys changed: make_params(**{"model.type": "linear"})."""
-    return params.parse(set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), changes))
-
-
-def copy_tiny_project(destination: Path, tiny: datasets.Dataset, **changes) -> None:
-    """A copy of the project with the tiny dataset registered as its default.
-
-    Registering is what a user does for a new dataset: one entry in the registry.
-    """
-    copy_project(destination, **{"data.dataset": "tiny", **changes})
-    with (destination / "stages/datasets.py").open("a") as registry:
-        registry.write(f"\nDATASETS['tiny'] = {tiny!r}\n")
+@pytest.fixture(autouse=True)
+def fresh_op_determinism():
+    """Training turns on op determinism for good, which silently turns XLA off in later tests."""
+    yield
+    if tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 @pytest.fixture(scope="session")
@@ -40,19 +36,6 @@ def tiny_registered(tiny_mirror, monkeypatch) -> tuple[Path, datasets.Dataset]:
     root, entry = tiny_mirror
     monkeypatch.setitem(datasets.DATASETS, "tiny", entry)
     return root, entry
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def serve(directory: Path, handler_class=QuietHandler):
-    """Serve ``directory`` over HTTP on 127.0.0.1; returns (base URL, server)."""
-    handler = functools.partial(handler_class, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from stages.atomic import atomic_path, write_text
+from stages.lib.atomic import atomic_path, write_text
 
 
 def test_complete_write_replaces_the_file(tmp_path):

@@ -1,12 +1,16 @@
 import dataclasses
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from stages import datasets, download
-from stages.errors import UserError
-from tests.conftest import serve
+from stages import download
+from stages.lib import datasets
+from stages.lib.errors import UserError
+from tests.helpers import copy_tiny_project, serve
 
 
 def test_official_mirrors_are_https_and_checksums_well_formed():
@@ -113,3 +117,24 @@ def test_bad_bodies_are_rejected(tiny_registered, tmp_path, body, reason):
     with pytest.raises(UserError, match=reason):
         download.fetch_from_any([f"{source}/"], entry.train_labels, tmp_path / "out.gz", attempts=1)
     assert not (tmp_path / "out.gz").exists()
+
+
+def test_without_data_mirror_the_error_says_how_to_set_one(tiny_mirror, tmp_path):
+    """Offline and no DATA_MIRROR: the stage's one line ends with the hint to set it."""
+    _, entry = tiny_mirror
+    project = tmp_path / "project"
+    copy_tiny_project(project, dataclasses.replace(entry, mirrors=("http://127.0.0.1:9/",)))
+    env = {key: value for key, value in os.environ.items() if key != "DATA_MIRROR"}
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.download", "data/raw"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: could not get a valid train-images-idx3-ubyte.gz from any source: ")
+    assert line.endswith(
+        "DATA_MIRROR is not set: point it at a base URL or a folder holding tiny/<file>.gz to download from there first"
+    )

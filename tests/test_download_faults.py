@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from stages import download
-from stages.errors import UserError
-from tests.conftest import ROOT, copy_tiny_project, serve
+from stages.lib.errors import UserError
+from tests.helpers import copy_tiny_project, serve
 
 STALL_SECONDS = 3  # the server's stall; the client gives up after READ_TIMEOUT
 
@@ -128,7 +128,7 @@ def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
     project = tmp_path / "project"
     copy_tiny_project(project, entry)
     url, server = serve(root, FaultyHandler)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     try:
         stalled = subprocess.Popen(
             [sys.executable, "-m", "stages.download", "data/raw"],

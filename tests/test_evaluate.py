@@ -1,12 +1,17 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages.evaluate import confused_pairs, evaluate, headline_metrics, per_class_report
-from stages.models import build_model
-from tests.conftest import make_params
+from stages.evaluate import confused_pairs, headline_metrics, per_class_report, report
+from stages.lib import processed, tensorflow_env
+from stages.lib.models import build_model, predict
+from tests.helpers import ROOT, make_params
 from tests.tiny_dataset import CLASS_NAMES
 
 
@@ -32,10 +37,12 @@ def test_per_class_report_by_hand():
     assert report.loc["c"].tolist() == [0.0, 0.0, 0.0, 1]  # never predicted: 0, not NaN
 
 
-def test_evaluate_writes_metrics_tables_and_probabilities(tiny_processed, tmp_path):
+def test_report_writes_metrics_tables_and_probabilities(tiny_processed, tmp_path):
     model = build_model(make_params().model, 784, len(CLASS_NAMES))
-    model.save(tmp_path / "model.keras")
-    metrics = evaluate(tmp_path / "model.keras", tiny_processed, tmp_path / "metrics", tmp_path / "p.npy")
+    x_test, y_test = processed.load_split(tiny_processed, "test")
+    metrics = report(
+        predict(model, x_test), y_test, list(CLASS_NAMES), tmp_path / "metrics", tmp_path / "p.npy"
+    )
     written = json.loads((tmp_path / "metrics/test.json").read_text())
     assert written == metrics and set(written) == {"accuracy", "loss"}
     probabilities = np.load(tmp_path / "p.npy", allow_pickle=False)
@@ -71,3 +78,50 @@ def test_confused_pairs_count_both_directions_by_hand():
 def test_no_mistakes_no_pairs():
     labels = np.array([0, 1, 2])
     assert confused_pairs(labels, labels, ["a", "b", "c"]).empty
+
+
+@pytest.mark.parametrize("level", [None, "0"], ids=["default", "asked-for"])
+def test_tensorflow_startup_lines_only_when_asked_for(tiny_processed, tmp_path, level):
+    """A real stage's stderr: TensorFlow's C++ start-up lines are hidden unless the user asks."""
+    build_model(make_params().model, 784, len(CLASS_NAMES)).save(tmp_path / "model.keras")
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [
+        sys.executable,
+        "-m",
+        "stages.evaluate",
+        "model.keras",
+        str(tiny_processed),
+        "metrics",
+        "p.npy",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=env | ({"TF_CPP_MIN_LOG_LEVEL": level} if level else {}),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\ntest accuracy " in result.stdout  # the stage's own lines stay
+    if level is None:
+        assert result.stderr == ""
+    else:
+        assert "oneDNN custom operations are on" in result.stderr
+
+
+def test_startup_filter_keeps_what_is_not_below_the_level():
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795980465.377320    2501 cudart_stub.cc:31] Could not find cuda drivers\n"
+        "I0000 00:00:1795980465.950782    2501 cpu_feature_guard.cc:227] This TensorFlow binary\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow\n"
+        "E0000 00:00:1795980465.950782    2501 some.cc:1] a real error\n"
+        "a Python warning printed first\n"
+    )
+    assert tensorflow_env.without_startup_lines(text, 3) == ""  # continuation lines go with their record
+    kept = tensorflow_env.without_startup_lines(text, 2)
+    assert kept == (
+        "E0000 00:00:1795980465.950782    2501 some.cc:1] a real error\na Python warning printed first\n"
+    )
+    assert tensorflow_env.without_startup_lines("plain output\n", 3) == "plain output\n"

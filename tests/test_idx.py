@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from stages.errors import UserError
-from stages.idx import read_idx, read_images_and_labels
+from stages.lib.errors import UserError
+from stages.lib.idx import read_idx, read_images_and_labels
 from tests.tiny_dataset import idx_bytes
 
 

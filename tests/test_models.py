@@ -3,10 +3,10 @@ import typing
 import numpy as np
 import pytest
 
-from stages.errors import UserError
-from stages.models import USES, build_model, load_model, with_probabilities
-from stages.params import ModelParams
-from tests.conftest import make_params
+from stages.lib.errors import UserError
+from stages.lib.models import USES, build_model, load_model, with_probabilities
+from stages.lib.schema import ModelParams
+from tests.helpers import make_params
 
 
 def layer_types(model):

@@ -5,9 +5,9 @@ import sys
 import pytest
 import yaml
 
-from stages import params
-from stages.errors import UserError
-from tests.project_copy import ROOT
+from stages.lib import schema
+from stages.lib.errors import UserError
+from tests.helpers import ROOT
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 DELETE = object()
@@ -28,7 +28,7 @@ def with_change(key: str, value):
 
 
 def test_committed_params_are_valid():
-    loaded = params.load(ROOT / "params.yaml")
+    loaded = schema.load(ROOT / "params.yaml")
     assert loaded.epochs >= 1 and loaded.data.dataset == "mnist"
 
 
@@ -93,24 +93,24 @@ def test_valid_padding_must_leave_the_image_a_pixel():
     raw = with_change("model.type", "cnn")
     raw["model"] |= {"padding": "valid", "kernel_size": 5, "conv_filters": [8, 8, 8]}
     with pytest.raises(UserError) as failure:
-        params.parse(raw)
+        schema.parse(raw)
     # 28 -> 24, pooled 12 -> 8, pooled 4 -> nothing
     assert str(failure.value) == (
         "params.yaml: model.padding = 'valid': a 5x5 kernel leaves nothing of the 28x28 image in "
         "convolution block 3; use padding same, a smaller kernel_size or fewer conv_filters"
     )
     raw["model"]["conv_filters"] = [8, 8]
-    assert params.parse(raw).model.padding == "valid"
+    assert schema.parse(raw).model.padding == "valid"
     raw["model"] |= {"conv_filters": [8, 8, 8], "padding": "same"}
-    assert params.parse(raw).model.padding == "same"
+    assert schema.parse(raw).model.padding == "same"
     raw["model"] |= {"type": "mlp", "padding": "valid"}  # ignored by an mlp, so no error
-    assert params.parse(raw).model.type == "mlp"
+    assert schema.parse(raw).model.type == "mlp"
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_value_is_named_in_one_line(key, value, expected):
     with pytest.raises(UserError) as failure:
-        params.parse(with_change(key, value))
+        schema.parse(with_change(key, value))
     message = str(failure.value)
     assert message.startswith("params.yaml: ")
     assert expected in message
@@ -119,14 +119,14 @@ def test_bad_value_is_named_in_one_line(key, value, expected):
 
 def test_not_a_mapping_is_rejected():
     with pytest.raises(UserError, match="Input should be a valid dictionary"):
-        params.parse([1, 2])
+        schema.parse([1, 2])
 
 
 def test_unparseable_yaml_is_one_line(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("epochs: [1\n")
     with pytest.raises(UserError, match=r"params.yaml is not valid YAML") as failure:
-        params.load(path)
+        schema.load(path)
     assert "\n" not in str(failure.value)
 
 
@@ -135,7 +135,7 @@ def test_stage_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "stages.download", str(tmp_path / "raw")],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
     )
@@ -144,3 +144,11 @@ def test_stage_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
         "error: params.yaml: epochs = 0: Input should be greater than or equal to 1"
     ]
     assert not (tmp_path / "raw").exists()
+
+
+def test_parameters_page_is_generated_from_the_schema():
+    page = (ROOT / "docs/parameters.md").read_text()
+    assert page == schema.markdown(DEFAULTS), "stale: run python -m stages.lib.schema > docs/parameters.md"
+    documented = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
+    assert documented == [key for key, _, _ in schema._fields(schema.Params)]
+    assert all(field.description for _, field, _ in schema._fields(schema.Params))

@@ -10,38 +10,30 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_tiny_project, serve
-from tests.project_copy import init_git
+from stages.lib import processed
+from stages.lib.models import load_model
+from tests.helpers import (
+    NO_SCHEDULE,
+    ROOT,
+    copy_tiny_project,
+    dump_dom,
+    dvc_env,
+    init_git,
+    run,
+    serve,
+    stages_run,
+)
 from tests.tiny_dataset import write_tiny_dataset
 
+pytestmark = pytest.mark.slow  # real DVC runs of the whole pipeline
+
 PNGS = ("samples", "learning_curves", "confusion_matrix", "per_class", "predictions", "confident_mistakes")
-# Fixed epoch counts: the tests compare them.
-NO_SCHEDULE = {"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0}
-
-
-def dvc_env(mirror_url: str) -> dict:
-    """This venv's dvc and python first on PATH, and the test mirror as DATA_MIRROR."""
-    return os.environ | {
-        "DATA_MIRROR": mirror_url,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-
-
-def run(args: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def stages_run(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
 @pytest.fixture(scope="module")
@@ -63,29 +55,9 @@ def project(tmp_path_factory):
     server.shutdown()
 
 
-CHROMIUM = [
-    "chromium",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",  # no network: the page must render from local files
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-file-access-from-files",
-    "--virtual-time-budget=10000",
-    "--dump-dom",
-]
-
-
 def render_canvases(shown: str) -> int:
     """Open the page `dvc plots show` wrote in headless Chromium; count the Vega plots drawn."""
-    page = next(line for line in shown.split() if line.startswith("file://"))
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [*CHROMIUM, f"--user-data-dir={profile}", page], capture_output=True, text=True, timeout=120
-        ).stdout
-    return dom.count("<canvas")
+    return dump_dom(next(line for line in shown.split() if line.startswith("file://"))).count("<canvas")
 
 
 def declared_outputs(root: Path) -> list[str]:
@@ -100,12 +72,17 @@ def test_pipeline_end_to_end(project):
     root, env = project
 
     first = run(["dvc", "repro"], root, env)
-    assert stages_run(first) == ["download", "preprocess", "train", "evaluate", "plot"]
+    assert stages_run(first) == ["validate", "download", "preprocess", "train", "evaluate", "plot"]
     for out in declared_outputs(root):
         assert (root / out).exists(), out
     assert sorted(p.name for p in (root / "plots").iterdir()) == sorted(f"{name}.png" for name in PNGS)
     baseline = json.loads((root / "metrics/test.json").read_text())
     assert baseline["accuracy"] > 0.9  # the tiny dataset is learnable
+    # The summary's validation figures are those of the model saved, scored again here.
+    summary = json.loads((root / "metrics/train/metrics.json").read_text())
+    x_val, y_val = processed.load_split(root / "data/processed", "val")
+    saved = load_model(root / "models/model.keras").predict(x_val, verbose=0)
+    assert summary["val_accuracy"] == pytest.approx(float(np.mean(saved.argmax(1) == y_val.argmax(1))))
 
     second = run(["dvc", "repro"], root, env)
     assert stages_run(second) == []
@@ -115,7 +92,8 @@ def test_pipeline_end_to_end(project):
     run(["git", "commit", "-qm", "baseline"], root, env)
 
     experiment = run(["dvc", "exp", "run", "-S", "epochs=2"], root, env)
-    assert stages_run(experiment) == ["train", "evaluate", "plot"]  # no re-download, no re-preprocess
+    # No re-download, no re-preprocess: the params check reruns, its verdict unchanged.
+    assert stages_run(experiment) == ["validate", "train", "evaluate", "plot"]
     changed = json.loads((root / "metrics/test.json").read_text())
     assert changed != baseline
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root, env))
@@ -130,7 +108,7 @@ def test_pipeline_end_to_end(project):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["plot"]["dpi"] = 60
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run(run(["dvc", "repro"], root, env)) == ["plot"]
+    assert stages_run(run(["dvc", "repro"], root, env)) == ["validate", "plot"]
 
     if shutil.which("chromium"):  # .ci/run installs it; elsewhere this one check is skipped
         assert render_canvases(run(["dvc", "plots", "show"], root, env)) == 4  # every Vega plot, offline

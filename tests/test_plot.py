@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.plot import confusion_counts, pick_examples, plot
-from tests.conftest import make_params
+from stages.lib.figures import confusion_counts, pick_examples
+from stages.plot import plot
+from tests.helpers import make_params
 from tests.tiny_dataset import CLASS_NAMES
 
 
@@ -63,11 +64,12 @@ def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
 
 
 def test_missing_inputs_are_a_clear_error(tiny_processed, live_dir, tmp_path):
-    from stages.errors import UserError
-    from stages.plot import learning_curves_figure
+    from stages.lib.errors import UserError
+    from stages.lib.figures import read_curves
+    from stages.plot import existing
 
     with pytest.raises(UserError, match="run the train stage first"):
-        learning_curves_figure(tmp_path / "nowhere")
+        read_curves(lambda name: existing(tmp_path / "nowhere" / name, "train"))
     params = make_params().plot
     with pytest.raises(UserError, match=r"absent\.npy: not found \(run the evaluate stage first\)"):
         plot(tiny_processed, tmp_path / "absent.npy", live_dir, tmp_path, tmp_path / "out", params)
@@ -75,7 +77,7 @@ def test_missing_inputs_are_a_clear_error(tiny_processed, live_dir, tmp_path):
 
 
 def test_confident_mistakes_are_the_surest_wrong_answers():
-    from stages.plot import confident_mistakes_figure
+    from stages.lib.figures import confident_mistakes_figure
 
     labels = np.array([0, 1, 0, 1])
     probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.05, 0.95]])  # 1 and 2 are wrong

@@ -1,7 +1,6 @@
 """stages.predict on real image files: framing, inversion, bad files and the JSON output."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -9,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import processed
+from stages.lib import processed
 from stages.predict import ImageError, frame, prepare, to_dark_background, top_classes
-from tests.conftest import ROOT
 
 
 def save(array: np.ndarray, path, **options):
@@ -102,8 +100,8 @@ def trained_model(tmp_path_factory):
     """A real model trained on shapes framed the way predict frames images, saved as train saves it."""
     import keras
 
-    from stages.models import build_model
-    from tests.conftest import make_params
+    from stages.lib.models import build_model
+    from tests.helpers import make_params
 
     rng = np.random.default_rng(1)
     labels = np.arange(600) % len(SHAPES)
@@ -126,8 +124,7 @@ def predict(model, *images, json_output=False):
     args = [sys.executable, "-m", "stages.predict", "--model", str(model), *map(str, images)]
     return subprocess.run(
         args + (["--json"] if json_output else []),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=model.parent,  # anywhere: the model's folder holds all it needs
         capture_output=True,
         text=True,
     )

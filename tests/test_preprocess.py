@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from stages import processed
-from stages.errors import UserError
+from stages.lib import processed
+from stages.lib.errors import UserError
 from stages.preprocess import flatten_and_normalise, one_hot, preprocess, stratified_split
 from tests.tiny_dataset import CLASS_NAMES
 

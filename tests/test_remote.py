@@ -9,12 +9,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import copy_tiny_project, serve
-from tests.project_copy import init_git
-from tests.test_pipeline_e2e import NO_SCHEDULE, dvc_env, run, stages_run
+from tests.helpers import NO_SCHEDULE, copy_tiny_project, dvc_env, init_git, run, serve, stages_run
 from tests.tiny_dataset import write_tiny_dataset
+
+pytestmark = pytest.mark.slow  # two clones, a remote and real DVC runs
 
 
 def digest(path: Path) -> str:

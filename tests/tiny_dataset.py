@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.datasets import Dataset, IdxFile
+from stages.lib.datasets import Dataset, IdxFile
 
 CLASS_NAMES = ("north", "east", "south", "west")
 BLOCKS = ((0, 10), (10, 20), (20, 10), (10, 0))  # top-left corner of each class's block

@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stages.errors import UserError
-from stages.models import INFERENCE_BATCH_SIZE
-from stages.params import Params
+from stages.lib.errors import UserError
+from stages.lib.models import INFERENCE_BATCH_SIZE
+from stages.lib.schema import Params
 
 # Without GPUs, `mirrored` splits the CPU into this many logical devices: the smallest real
 # replication, for trying the distributed path; it is not faster than one device on a CPU.

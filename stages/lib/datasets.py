@@ -6,6 +6,11 @@ reads it from here.
 
 from dataclasses import dataclass
 
+# Every registered dataset holds square grayscale images of this side; models, plots and
+# stages.predict all work on this geometry.
+IMAGE_SIDE = 28
+IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+
 
 @dataclass(frozen=True)
 class IdxFile:
@@ -23,8 +28,8 @@ class Dataset:
     test_labels: IdxFile
     mirrors: tuple[str, ...] = ()  # official base URLs (https only), tried in order
     # How the images are framed, so new images can be framed alike: the longest side of the
-    # object spans this many of the 28 pixels, centred by its centre of mass (MNIST: 20).
-    object_size: int = 28
+    # object spans this many of the image's pixels, centred by its centre of mass (MNIST: 20).
+    object_size: int = IMAGE_SIDE
 
     @property
     def files(self) -> tuple[IdxFile, ...]:

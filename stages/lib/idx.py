@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.errors import UserError
+from stages.lib.datasets import IMAGE_SIDE, Dataset
+from stages.lib.errors import UserError
 
 UBYTE = 0x08  # the only element type these datasets use
 
@@ -38,11 +39,13 @@ def read_idx(path: Path) -> np.ndarray:
 def read_images_and_labels(
     images_path: Path, labels_path: Path, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read an images/labels pair: (N, 28, 28) uint8 images and N labels < n_classes."""
+    """Read an images/labels pair: (N, side, side) uint8 images and N labels < n_classes."""
     images = read_idx(images_path)
     labels = read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise UserError(f"{images_path}: images have shape {images.shape}, expected (N, 28, 28)")
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise UserError(
+            f"{images_path}: images have shape {images.shape}, expected (N, {IMAGE_SIDE}, {IMAGE_SIDE})"
+        )
     if labels.ndim != 1:
         raise UserError(f"{labels_path}: labels have shape {labels.shape}, expected (N,)")
     if len(images) != len(labels):
@@ -54,3 +57,16 @@ def read_images_and_labels(
             f"{labels_path}: label {labels.max()} is outside the {n_classes} classes (0-{n_classes - 1})"
         )
     return images, labels
+
+
+def read_dataset(folder: Path, dataset: Dataset) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """((train images, labels), (test images, labels)) from a folder holding the dataset's .gz files."""
+    n_classes = len(dataset.class_names)
+    return (
+        read_images_and_labels(
+            folder / f"{dataset.train_images.name}.gz", folder / f"{dataset.train_labels.name}.gz", n_classes
+        ),
+        read_images_and_labels(
+            folder / f"{dataset.test_images.name}.gz", folder / f"{dataset.test_labels.name}.gz", n_classes
+        ),
+    )

@@ -4,9 +4,11 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from stages.errors import UserError
-from stages.params import ModelParams
+from stages.lib.datasets import IMAGE_SIDE
+from stages.lib.errors import UserError
+from stages.lib.schema import ModelParams
 
 # Predicting only (validation, evaluation): large batches are faster and give the same numbers.
 INFERENCE_BATCH_SIZE = 1024
@@ -41,8 +43,8 @@ def _dense_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
 
 
 def _conv_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
-    """Convolution blocks on the 28x28 image: Conv2D, batch norm, max pooling."""
-    layers: list[keras.Layer] = [keras.layers.Reshape((28, 28, 1))]
+    """Convolution blocks on the square image: Conv2D, batch norm, max pooling."""
+    layers: list[keras.Layer] = [keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))]
     for filters in params.conv_filters:
         layers.append(
             keras.layers.Conv2D(
@@ -82,6 +84,10 @@ def with_probabilities(model: keras.Model, from_logits: bool) -> keras.Model:
     if not from_logits:
         return model
     return keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_probabilities")
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return model.predict(x, batch_size=INFERENCE_BATCH_SIZE, verbose=0)
 
 
 def load_model(path: Path) -> keras.Model:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path, write_text
-from stages.errors import UserError
+from stages.lib.atomic import atomic_path, write_text
+from stages.lib.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

@@ -1,0 +1,1 @@
+"""The library the stage scripts share: registry, params schema, models, file formats."""

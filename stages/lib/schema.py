@@ -1,0 +1,293 @@
+"""The schema of params.yaml: every param, its allowed values and what it means, documented once.
+
+Every stage checks the whole file against it before doing anything. ``docs/parameters.md``
+is generated from it: ``python -m stages.lib.schema > docs/parameters.md``.
+"""
+
+import copy
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from stages.lib.datasets import DATASETS, IMAGE_SIDE
+from stages.lib.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+Positive = Annotated[int, Field(ge=1)]
+Grid = Annotated[list[Positive], Field(min_length=2, max_length=2)]
+
+
+class Section(BaseModel):
+    # strict: "10" is not an epoch count and true is not a batch size.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(Section):
+    dataset: str = Field(
+        description="a name in the dataset registry (`stages/lib/datasets.py`)",
+        json_schema_extra={"enum": list(DATASETS)},  # documents the registry; the validator checks it
+    )
+    val_fraction: float = Field(
+        gt=0,
+        lt=1,
+        description="share of the training set held out, stratified by class, for validation; "
+        "the test set is never used for a training decision",
+    )
+    train_fraction: float = Field(
+        gt=0,
+        le=1,
+        description="train on a seeded, stratified subset of what remains, for quick iterations; "
+        "validation and test sets are unchanged",
+    )
+
+    @field_validator("dataset")
+    @classmethod
+    def known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"Input should be one of {', '.join(map(repr, DATASETS))}")
+        return name
+
+
+class ModelParams(Section):
+    type: Literal["linear", "mlp", "cnn"] = Field(
+        description="`linear` (softmax regression, no hidden layer), `mlp` (Dense hidden layers) or "
+        "`cnn` (convolution blocks, then Dense layers); keys a type does not use are ignored with a note"
+    )
+    hidden_units: list[Positive] = Field(
+        min_length=1,
+        description="units of each hidden Dense layer, e.g. `[128, 128]` (`cnn`: the Dense layers "
+        "after the convolutions)",
+    )
+    activation: Literal["relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish"] = Field(
+        description="activation of the hidden and convolution layers"
+    )
+    dropout: float = Field(
+        ge=0,
+        lt=1,
+        description="dropout rate after each hidden Dense layer (and, for `cnn`, after flattening); "
+        "0 adds no dropout layer",
+    )
+    batch_norm: bool = Field(description="batch normalisation after each hidden Dense and convolution layer")
+    conv_filters: list[Positive] = Field(
+        min_length=1, description="`cnn`: filters of each convolution block (Conv2D, then max pooling)"
+    )
+    kernel_size: int = Field(ge=1, le=IMAGE_SIDE, description="`cnn`: convolution kernel size")
+    pool_size: int = Field(ge=1, le=4, description="`cnn`: max-pooling size; pooling pads, so never crops")
+    padding: Literal["same", "valid"] = Field(
+        description="`cnn`: `same` keeps each convolution's map size, `valid` crops `kernel_size - 1` "
+        "pixels per block (faster); a `valid` stack that would crop the image to nothing is an error"
+    )
+    from_logits: bool = Field(
+        description="train on logits with a from-logits loss (as TensorFlow's tutorial does); "
+        "the saved model still returns probabilities"
+    )
+
+    @field_validator("padding")
+    @classmethod
+    def image_outlasts_the_blocks(cls, padding: str, info: ValidationInfo) -> str:
+        """Each 'valid' convolution crops kernel_size - 1 pixels: the image must keep one."""
+        model = info.data
+        if padding != "valid" or model.get("type") != "cnn":
+            return padding
+        if not {"conv_filters", "kernel_size", "pool_size"} <= model.keys():
+            return padding  # one of them is invalid, and named first
+        side, kernel = IMAGE_SIDE, model["kernel_size"]
+        for block in range(1, len(model["conv_filters"]) + 1):
+            side -= kernel - 1
+            if side < 1:
+                raise ValueError(
+                    f"a {kernel}x{kernel} kernel leaves nothing of the {IMAGE_SIDE}x{IMAGE_SIDE} image in "
+                    f"convolution block {block}; use padding same, a smaller kernel_size or fewer conv_filters"
+                )
+            side = -(-side // model["pool_size"])  # pooling pads: ceil
+        return padding
+
+
+class TrainParams(Section):
+    optimizer: Literal["adam", "rmsprop", "sgd"] = Field(description="the optimizer")
+    learning_rate: float = Field(gt=0, description="the optimizer's learning rate")
+    momentum: float = Field(
+        ge=0, lt=1, description="momentum of `sgd` and `rmsprop`; `adam` ignores it with a note"
+    )
+    batch_size: Positive = Field(description="samples per gradient step")
+    label_smoothing: float = Field(
+        ge=0,
+        lt=1,
+        description="label smoothing of the crossentropy (raises the reported loss, not the error)",
+    )
+    early_stopping_patience: int = Field(
+        ge=0,
+        description="stop after this many epochs without a lower validation loss and restore the best "
+        "epoch's weights; 0: off",
+    )
+    reduce_lr_patience: int = Field(
+        ge=0,
+        description="multiply the learning rate by `reduce_lr_factor` after this many epochs without a "
+        "lower validation loss; 0: off",
+    )
+    reduce_lr_factor: float = Field(gt=0, lt=1, description="see `reduce_lr_patience`")
+    jit_compile: Literal["auto", True, False] = Field(
+        description="XLA compilation: `auto` turns it on for `linear` and `mlp` (it fuses a dense step's "
+        "many small ops) and off for `cnn` on CPUs (its CPU convolutions are slower), on for everything "
+        "on GPUs; never across logical CPUs (`distribute: mirrored` without GPUs)"
+    )
+    distribute: Literal["none", "mirrored", "multi_worker"] = Field(
+        description="`none` (one device), `mirrored` (all local GPUs; without GPUs, two logical CPU "
+        "devices) or `multi_worker` (the machines named by `TF_CONFIG`); see docs/scaling-out.md"
+    )
+    mixed_precision: bool = Field(
+        description="float16 compute with float32 weights on GPUs; ignored with a note on CPUs"
+    )
+
+
+class PlotParams(Section):
+    sample_grid: Grid = Field(description="rows, columns of training samples in `plots/samples.png`")
+    prediction_grid: Grid = Field(
+        description="rows, columns of test predictions in `plots/predictions.png` (the first third: "
+        "the first mistakes)"
+    )
+    mistake_grid: Grid = Field(
+        description="rows, columns of `plots/confident_mistakes.png`, the wrong answers the model was "
+        "surest of"
+    )
+    dpi: int = Field(ge=50, le=600, description="resolution of the PNGs")
+
+
+class Params(Section):
+    seed: int = Field(
+        ge=0,
+        le=2**32 - 1,  # NumPy's seed range
+        description="seeds the validation split, weight initialisation, dropout and shuffling; same "
+        "seed, same params, same machine: identical weights and metrics",
+    )
+    epochs: Positive = Field(
+        description="passes over the training split, at most (early stopping may end sooner)"
+    )
+    data: DataParams
+    model: ModelParams
+    train: TrainParams
+    plot: PlotParams
+
+
+def parse(raw: object) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"{PARAMS_FILE}: {describe(error.errors()[0])}") from None
+
+
+def describe(problem: dict) -> str:
+    """One line naming the key, its value and what is allowed."""
+    loc = problem["loc"]
+    key = ".".join(map(str, loc)) or "(top level)"
+    if problem["type"] == "missing":
+        return f"{key} is missing"
+    if problem["type"] == "extra_forbidden":
+        section = Params
+        for part in loc[:-1]:
+            section = section.model_fields[part].annotation
+        return f"unknown key {key} (expected one of: {', '.join(section.model_fields)})"
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "float_type" and _is_number(problem["input"]):
+        message += " (YAML reads 1e-3 as text: write 1.0e-3)"
+    return f"{key} = {problem['input']!r}: {message}"
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def load(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run from the project root") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse(raw)
+
+
+def override(raw: dict, changes: dict) -> dict:
+    """A copy of raw params with dotted keys set, as `dvc exp run -S model.type=cnn` would."""
+    raw = copy.deepcopy(raw)
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        section = raw
+        for part in parents:
+            section = section[part]
+        section[last] = value
+    return raw
+
+
+def override_file(path: Path, changes: dict) -> None:
+    """Set dotted keys in a params file, in place."""
+    path.write_text(yaml.safe_dump(override(yaml.safe_load(path.read_text()), changes), sort_keys=False))
+
+
+def markdown(defaults: dict) -> str:
+    """The reference of every param: ``docs/parameters.md``, with ``defaults`` from params.yaml."""
+    lines = [
+        "# Parameters (`params.yaml`)",
+        "",
+        "Generated from the schema (`stages/lib/schema.py`) by `python -m stages.lib.schema > "
+        "docs/parameters.md`; a test fails when this page is out of date.",
+        "",
+        "Every stage checks the whole of `params.yaml` against the schema before it does anything. A typo "
+        "or a bad value stops it with one line naming the key, the value and what is allowed, e.g. "
+        "`error: params.yaml: unknown key epoch (expected one of: seed, epochs, data, model, train, plot)`.",
+        "",
+        "| key | default | allowed | meaning |",
+        "|---|---|---|---|",
+    ]
+    for key, field, schema in _fields(Params):
+        default = _lookup(defaults, key)
+        lines.append(f"| `{key}` | `{_as_yaml(default)}` | {_allowed(schema)} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fields(section: type[Section], prefix: str = ""):
+    """(dotted key, field, its JSON schema) of every leaf param, in declaration order."""
+    properties = section.model_json_schema(mode="validation").get("properties", {})
+    for name, field in section.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            yield from _fields(field.annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field, properties[name]
+
+
+def _lookup(raw: dict, key: str) -> object:
+    for part in key.split("."):
+        raw = raw[part]
+    return raw
+
+
+def _allowed(schema: dict) -> str:
+    """What the JSON schema of one param allows, in a few words."""
+    if "enum" in schema:
+        return " \\| ".join(f"`{_as_yaml(option)}`" for option in schema["enum"])
+    if schema["type"] == "array":
+        low, high = schema.get("minItems", 0), schema.get("maxItems")
+        return f"{low if low == high else f'{low} or more'} of: {_allowed(schema['items'])}"
+    if schema["type"] == "boolean":
+        return "`true` \\| `false`"
+    bounds = [f"{symbol} {schema[name]}" for name, symbol in _BOUNDS if name in schema]
+    return f"{schema['type']} {', '.join(bounds)}".strip()
+
+
+def _as_yaml(value: object) -> str:
+    return json.dumps(value).strip('"')
+
+
+_BOUNDS = (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<="))
+
+
+if __name__ == "__main__":
+    print(markdown(yaml.safe_load(PARAMS_FILE.read_text())), end="")
