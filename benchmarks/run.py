@@ -11,8 +11,8 @@ throughput of the best MNIST MLP (`best-mnist-mlp`) over 3 epochs.
 """
 
 import argparse
-import itertools
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -22,15 +22,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from experiments import catalogue
-from stages.lib import schema
+from stages.lib import schema, tensorflow_env
+from stages.lib.datasets import IMAGE_PIXELS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = catalogue.load()
 MLP_512 = EXPERIMENTS["mlp-512"]  # the reference script's hyperparameters
 BEST_MLP = EXPERIMENTS["best-mnist-mlp"]  # for its throughput
+FORMER_DEFAULT = EXPERIMENTS["cnn-2026-11"]  # params.yaml's default until the fast recipe
 SCALING_EPOCHS = 3  # also the epochs of the best MLP's throughput run
 PARAMS = schema.PARAMS_FILE
 
@@ -57,20 +60,74 @@ def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:
     return 2 * n**3 * count / (time.perf_counter() - started) / 1e9
 
 
-def training_flops_per_sample(hidden_units: list[int]) -> int:
-    """Forward and backward are about 3x the forward's 2 FLOPs per weight."""
-    widths = [784, *hidden_units, 10]
-    return 3 * 2 * sum(a * b for a, b in itertools.pairwise(widths))
+def training_flops_per_sample(params: schema.Params) -> int:
+    """2 FLOPs per multiply-add of every Dense and Conv2D layer, and 3x for forward and backward."""
+    from stages.lib.models import build_model  # TensorFlow loads here, configured by main()
+
+    model = build_model(params.model, IMAGE_PIXELS, 10)
+    multiply_adds = 0
+    for layer in model.layers:
+        if layer.__class__.__name__ == "Dense":
+            multiply_adds += math.prod(layer.kernel.shape)
+        elif layer.__class__.__name__ == "Conv2D":
+            multiply_adds += math.prod(layer.kernel.shape) * math.prod(layer.output.shape[1:3])
+    return 3 * 2 * multiply_adds
 
 
 def share_of_peak(project: Path, peak: float) -> dict:
-    """Training throughput of the run in ``project``, from its params and its fit time."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    train_samples = 60000 * (1 - params["data"]["val_fraction"]) * params["data"]["train_fraction"]
+    """Training throughput of the run in ``project``, from its params, data and fit time."""
+    params = schema.load(project / PARAMS)
+    train_samples = len(np.load(project / "data/processed/train_y.npy", mmap_mode="r"))
     summary = json.loads((project / "metrics/train/metrics.json").read_text())
-    flops = training_flops_per_sample(params["model"]["hidden_units"]) * train_samples * summary["epochs_run"]
+    flops = training_flops_per_sample(params) * train_samples * summary["epochs_run"]
     achieved = flops / summary["fit_seconds"] / 1e9
     return {"training_gflops": round(achieved, 1), "share_of_peak": round(achieved / peak, 3)}
+
+
+def seconds_to(project: Path, accuracy: float) -> float | None:
+    """Seconds of training until the validation accuracy first reached ``accuracy`` (None: never)."""
+    curves = project / "metrics/train/plots/metrics"
+    reached = pd.read_csv(curves / "eval/accuracy.tsv", sep="\t")
+    elapsed = pd.read_csv(curves / "train/elapsed_seconds.tsv", sep="\t")
+    steps = reached.loc[reached["accuracy"] >= accuracy, "step"]
+    return (
+        None
+        if steps.empty
+        else round(float(elapsed.set_index("step").loc[steps.min(), "elapsed_seconds"]), 1)
+    )
+
+
+def defaults_side_by_side(project: Path, env: dict, peak: float) -> dict:
+    """The former default CNN against the committed default, trained and scored one after the other."""
+    commands = stage_commands(project)
+    results = {}
+    for name, changes in (("former default (cnn-2026-11)", FORMER_DEFAULT), ("default (params.yaml)", {})):
+        print(f"{name} ...", flush=True)
+        subprocess.run(["git", "checkout", "-q", "--", PARAMS], cwd=project, check=True)
+        schema.override_file(project / PARAMS, changes)
+        for stage in ("validate", "preprocess", "train", "evaluate"):
+            timed(commands[stage], project, env)
+        summary = json.loads((project / "metrics/train/metrics.json").read_text())
+        results[name] = {
+            "fit_seconds": summary["fit_seconds"],
+            "epochs_run": summary["epochs_run"],
+            "test_accuracy": json.loads((project / "metrics/test.json").read_text())["accuracy"],
+            "seconds_to_99.0": seconds_to(project, 0.990),
+            "seconds_to_99.4": seconds_to(project, 0.994),
+            **share_of_peak(project, peak),
+        }
+    former, new = results.values()
+    results["fit_ratio_new_vs_former"] = round(new["fit_seconds"] / former["fit_seconds"], 3)
+    return results
+
+
+def machine() -> dict:
+    """The CPU, as `lscpu` names it, and whether it has AVX-512 (TensorFlow's kernels differ)."""
+    info = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    return {"cpu": model, "cpus": os.cpu_count(), "avx512": " avx512f" in info}
 
 
 def stage_commands(project: Path) -> dict[str, list[str]]:
@@ -87,7 +144,7 @@ def benchmark(mirror: Path, work: Path) -> dict:
         "DATA_MIRROR": str(mirror.resolve()),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    results: dict = {"machine": {"cpus": os.cpu_count()}}
+    results: dict = {"machine": machine()}
 
     print("reference script ...", flush=True)
     seconds, rss, output = timed(
@@ -122,6 +179,7 @@ def benchmark(mirror: Path, work: Path) -> dict:
     print("matmul peak ...", flush=True)
     peak = matmul_peak_gflops()
     results["compute"] = {"matmul_peak_gflops": round(peak, 1), **share_of_peak(project, peak)}
+    results["defaults"] = defaults_side_by_side(project, env, peak)
 
     print("scaling with data.train_fraction ...", flush=True)
     commands = stage_commands(project)
@@ -180,6 +238,28 @@ def table(results: dict) -> str:
         ),
         ("no-op `dvc repro` (target < 2 s)", f"{results['noop_repro_seconds']} s"),
     ]
+    former, new = (results["defaults"][name] for name in list(results["defaults"])[:2])
+    for label, run in (("former default cnn-2026-11", former), ("default (params.yaml)", new)):
+        rows += [
+            (
+                f"{label}: fit / epochs / test accuracy",
+                f"{run['fit_seconds']} s / {run['epochs_run']} / {run['test_accuracy']:.4f}",
+            ),
+            (
+                f"{label}: seconds to 99.0% / 99.4% validation accuracy",
+                f"{run['seconds_to_99.0']} / {run['seconds_to_99.4']}",
+            ),
+            (
+                f"{label}: throughput / share of peak",
+                f"{run['training_gflops']} GFLOP/s / {run['share_of_peak']}",
+            ),
+        ]
+    rows.append(
+        (
+            "ratio: default fit / former default fit (target <= 1/7 = 0.143)",
+            results["defaults"]["fit_ratio_new_vs_former"],
+        )
+    )
     rows += [
         (f"stage {name}: wall / peak RSS", f"{stage['wall_seconds']} s / {stage['peak_rss_mb']} MB")
         for name, stage in results["stages"].items()
@@ -204,6 +284,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results.json")
     args = parser.parse_args()
     args.mirror = args.mirror.resolve()  # the runs happen in a temporary folder
+    tensorflow_env.configure()  # for counting the models' FLOPs, as the stages build them
     if not (args.mirror / "mnist").is_dir():
         sys.exit(f"error: {args.mirror / 'mnist'} not found: --mirror must hold mnist/<file>.gz")
     with tempfile.TemporaryDirectory() as work:

@@ -189,3 +189,41 @@ def test_corrupt_model_file_is_one_clear_error(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(UserError, match=message):
         load_model(path)
+
+
+def test_kernel_size_per_block_and_pooling_before_the_activation():
+    changes = {"model.type": "cnn", "model.kernel_size": [5, 3], "model.pool_before_activation": True}
+    model = build(**changes, **{"model.conv_filters": [24, 32], "model.dropout": 0.0})
+    assert layer_types(model)[:8] == [
+        "Reshape",
+        "Conv2D",
+        "MaxPooling2D",
+        "Activation",
+        "Conv2D",
+        "MaxPooling2D",
+        "Activation",
+        "Flatten",
+    ]
+    first, second = model.layers[1], model.layers[4]
+    assert first.kernel.shape == (5, 5, 1, 24) and second.kernel.shape == (3, 3, 24, 32)
+    assert first.activation.__name__ == "linear" and model.layers[3].activation.__name__ == "relu"
+    assert [layer.output.shape[1:] for layer in model.layers[1:7]] == [
+        (24, 24, 24),  # valid 5x5: 28 -> 24
+        (12, 12, 24),
+        (12, 12, 24),
+        (10, 10, 32),
+        (5, 5, 32),
+        (5, 5, 32),
+    ]
+
+
+@pytest.mark.parametrize("model_type", ["mlp", "cnn"])
+def test_augmentation_changes_training_inputs_only(model_type):
+    model = build_model(make_params(**{"model.type": model_type}).model, 784, 10, translate=0.2, flip=True)
+    names = layer_types(model)
+    assert names[:3] == ["Reshape", "RandomFlip", "RandomTranslation"]
+    assert (names[3] == "Flatten") is (model_type == "mlp")  # dense layers take the flat image back
+    x = np.random.default_rng(0).random((8, 784), dtype=np.float32)
+    predicted = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(predicted, model(x, training=False).numpy())  # inference: no augmentation
+    assert not np.allclose(predicted, model(x, training=True).numpy())  # training: shifted, mirrored inputs

@@ -86,6 +86,36 @@ BAD = [
     ("plot.prediction_grid", [5, 0], "plot.prediction_grid.1 = 0"),
     ("plot.dpi", 10, "plot.dpi = 10: Input should be greater than or equal to 50"),
     ("plot", DELETE, "plot is missing"),
+    (
+        "model.kernel_size",
+        [5, 3, 3],
+        "model.kernel_size = [5, 3, 3]: give one size for every block or one per block (2 conv_filters)",
+    ),
+    (
+        "model.kernel_size",
+        [5, 0],
+        "model.kernel_size.1 = 0: Input should be greater than or equal to 1",
+    ),
+    (
+        "model.pool_before_activation",
+        "yes",
+        "model.pool_before_activation = 'yes': Input should be a valid boolean",
+    ),
+    ("train.beta_1", 1.0, "train.beta_1 = 1.0: Input should be less than 1"),
+    ("train.beta_2", 0, "train.beta_2 = 0: Input should be greater than 0"),
+    (
+        "train.lr_schedule",
+        "cyclic",
+        "train.lr_schedule = 'cyclic': Input should be 'plateau' or 'warmup_cosine'",
+    ),
+    ("train.warmup_fraction", 1.0, "train.warmup_fraction = 1.0: Input should be less than 1"),
+    ("train.translate", 0.5, "train.translate = 0.5: Input should be less than 0.5"),
+    ("train.flip", "yes", "train.flip = 'yes': Input should be a valid boolean"),
+    (
+        "train.flip",
+        True,
+        "train.flip = True: a mirrored image of mnist may be another class; flip only datasets",
+    ),
 ]
 
 
@@ -115,6 +145,22 @@ def test_bad_value_is_named_in_one_line(key, value, expected):
     assert message.startswith("params.yaml: ")
     assert expected in message
     assert "\n" not in message
+
+
+def test_flips_are_allowed_where_the_registry_says_a_mirror_keeps_the_class():
+    raw = with_change("train.flip", True)
+    raw["data"]["dataset"] = "fashion_mnist"
+    assert schema.parse(raw).train.flip is True
+
+
+def test_kernel_size_per_block_shapes_the_valid_padding_check():
+    raw = with_change("model.kernel_size", [27, 3])  # 28 -> 2, pooled 1 -> nothing for a 3x3
+    with pytest.raises(
+        UserError, match="a 3x3 kernel leaves nothing of the 28x28 image in convolution block 2"
+    ):
+        schema.parse(raw)
+    raw["model"]["kernel_size"] = [5, 3]
+    assert schema.parse(raw).model.kernel_size == [5, 3]
 
 
 def test_not_a_mapping_is_rejected():
@@ -150,5 +196,5 @@ def test_parameters_page_is_generated_from_the_schema():
     page = (ROOT / "docs/parameters.md").read_text()
     assert page == schema.markdown(DEFAULTS), "stale: run python -m stages.lib.schema > docs/parameters.md"
     documented = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
-    assert documented == [key for key, _, _ in schema._fields(schema.Params)]
-    assert all(field.description for _, field, _ in schema._fields(schema.Params))
+    assert documented == [key for key, _, _ in schema.leaf_fields(schema.Params)]
+    assert all(field.description for _, field, _ in schema.leaf_fields(schema.Params))

@@ -23,7 +23,7 @@ from stages.lib.training import (
     train,
     use_xla,
 )
-from tests.helpers import ROOT, cpu_only, gpu_only, make_params
+from tests.helpers import NO_SCHEDULE, ROOT, cpu_only, gpu_only, make_params
 
 # Small and plain: each test turns on what it checks.
 SMALL = {
@@ -148,12 +148,19 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(tiny_processed, tmp_path)
     assert learning_rate[0] == pytest.approx(0.5) and learning_rate[-1] <= 0.05 + 1e-9
 
 
-def test_patience_zero_adds_no_callbacks(tmp_path):
-    plain = make_params(**{"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0})
-    assert [type(c).__name__ for c in make_callbacks(plain.train, live=None)] == ["DVCLiveCallback"]
-    both = make_params(**{"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2})
-    names = [type(c).__name__ for c in make_callbacks(both.train, live=None)]
-    assert names == ["ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+def test_callbacks_follow_the_schedule_and_patience():
+    def names(**changes):
+        return [type(c).__name__ for c in make_callbacks(make_params(**changes).train, live=None)]
+
+    assert names(**NO_SCHEDULE) == ["ElapsedAndRate", "DVCLiveCallback"]
+    both = {"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2}
+    assert names(**both) == ["ElapsedAndRate", "ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+    # A cosine schedule sets the rate itself: no plateau decay on top of it.
+    assert names(**both, **{"train.lr_schedule": "warmup_cosine"}) == [
+        "ElapsedAndRate",
+        "EarlyStopping",
+        "DVCLiveCallback",
+    ]
 
 
 def test_every_optimizer_the_schema_allows_is_built():
@@ -161,6 +168,56 @@ def test_every_optimizer_the_schema_allows_is_built():
     assert set(OPTIMIZERS) == set(allowed)
     for name in allowed:
         assert make_optimizer(make_params(**{"train.optimizer": name}).train).learning_rate == 0.001
+
+
+def test_adam_takes_its_betas_and_the_others_note_them(capsys):
+    adam = make_optimizer(make_params(**{"train.beta_1": 0.7, "train.beta_2": 0.9}).train)
+    assert (adam.beta_1, adam.beta_2) == (0.7, 0.9)
+    make_optimizer(make_params(**{"train.optimizer": "sgd", "train.beta_1": 0.7}).train)
+    assert "sgd ignores train.beta_1 and train.beta_2" in capsys.readouterr().out
+
+
+def test_warmup_cosine_rises_to_the_peak_then_falls_to_zero_over_all_epochs(tiny_processed, tmp_path):
+    changes = {
+        "train.lr_schedule": "warmup_cosine",
+        "train.warmup_fraction": 0.25,
+        "train.learning_rate": 0.01,
+    }
+    _, summary = fit(tiny_processed, tmp_path / "six", epochs=6, **changes)
+    six = curve(tmp_path / "six", "train", "learning_rate")  # the rate at each epoch's end
+    assert six[0] < six[1] and six[1] > six[-2] > six[-1]  # up for a quarter of the run, then down
+    assert max(six) == pytest.approx(0.01, rel=0.2) and six[-1] < 1e-4  # the peak, then (nearly) zero
+    assert summary["val_accuracy"] > 0.9
+    fit(tiny_processed, tmp_path / "twelve", epochs=12, **changes)
+    twelve = curve(tmp_path / "twelve", "train", "learning_rate")
+    assert twelve[5] > six[5] and twelve[-1] < 1e-4  # more epochs stretch the schedule over the run
+
+
+@pytest.mark.parametrize("model_type", ["mlp", "cnn"])
+def test_augmented_training_learns_and_is_seeded(tiny_processed, tmp_path, model_type):
+    changes = {
+        "train.translate": 0.1,
+        "model.type": model_type,
+        "model.conv_filters": [4],
+        "model.hidden_units": [16],
+    }
+    first, summary = fit(tiny_processed, tmp_path / "a", **changes)
+    loss = curve(tmp_path / "a", "train", "loss")
+    assert loss[-1] < loss[0] and summary["val_accuracy"] > 0.5
+    again, _ = fit(tiny_processed, tmp_path / "b", **changes)
+    other, _ = fit(tiny_processed, tmp_path / "c", seed=7, **changes)
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same shifts, drawn from the seed
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_each_epoch_logs_its_time_and_learning_rate(tiny_processed, tmp_path):
+    _, summary = fit(tiny_processed, tmp_path / "live")
+    elapsed = curve(tmp_path / "live", "train", "elapsed_seconds")
+    assert len(elapsed) == 4 and np.all(np.diff(elapsed) > 0)
+    assert elapsed[-1] <= summary["fit_seconds"] + 0.5
+    rate = make_params(**SMALL).train.learning_rate
+    np.testing.assert_allclose(curve(tmp_path / "live", "train", "learning_rate"), rate)  # no schedule
 
 
 def test_sgd_uses_momentum_and_adam_notes_it_ignores_it(capsys):

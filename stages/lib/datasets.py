@@ -30,6 +30,8 @@ class Dataset:
     # How the images are framed, so new images can be framed alike: the longest side of the
     # object spans this many of the image's pixels, centred by its centre of mass (MNIST: 20).
     object_size: int = IMAGE_SIDE
+    # Whether a left-right mirror keeps every image's class, so `train.flip` may augment with it.
+    mirror_keeps_class: bool = False
 
     @property
     def files(self) -> tuple[IdxFile, ...]:
@@ -98,6 +100,7 @@ DATASETS: dict[str, Dataset] = {
             10008,
             "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         ),
+        mirror_keeps_class=True,  # clothing mirrored is the same garment
         # Zalando's own http-only S3 website is left out: official sources are https only.
         mirrors=(
             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",

@@ -8,7 +8,7 @@ import numpy as np
 
 from stages.lib.datasets import IMAGE_SIDE
 from stages.lib.errors import UserError
-from stages.lib.schema import ModelParams
+from stages.lib.schema import ModelParams, kernel_sizes
 
 # Predicting only (validation, evaluation): large batches are faster and give the same numbers.
 INFERENCE_BATCH_SIZE = 1024
@@ -42,35 +42,69 @@ def _dense_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
     return layers
 
 
+def _augmentation(translate: float, flip: bool) -> list[keras.Layer]:
+    """Random shifts and mirrors of the image, drawn from the global seed; active in training only."""
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    if translate:
+        # The background is 0: what a shift uncovers must look like background, not smeared strokes.
+        layers.append(
+            keras.layers.RandomTranslation(translate, translate, fill_mode="constant", fill_value=0.0)
+        )
+    return layers
+
+
 def _conv_layers(params: ModelParams, replicas: int) -> list[keras.Layer]:
-    """Convolution blocks on the square image: Conv2D, batch norm, max pooling."""
-    layers: list[keras.Layer] = [keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))]
-    for filters in params.conv_filters:
+    """Convolution blocks: Conv2D, batch norm, max pooling, the activation before or after pooling."""
+    layers: list[keras.Layer] = []
+    for filters, kernel in zip(
+        params.conv_filters, kernel_sizes(params.kernel_size, len(params.conv_filters)), strict=True
+    ):
+        late = params.pool_before_activation
         layers.append(
             keras.layers.Conv2D(
-                filters, params.kernel_size, padding=params.padding, activation=params.activation
+                filters, kernel, padding=params.padding, activation=None if late else params.activation
             )
         )
         if params.batch_norm:
             layers.append(_batch_norm(replicas))
         # Pooling pads ("same"), so it keeps at least a 1x1 map: never a crash.
         layers.append(keras.layers.MaxPooling2D(params.pool_size, padding="same"))
+        if late:
+            layers.append(keras.layers.Activation(params.activation))
     layers.append(keras.layers.Flatten())
     if params.dropout:
         layers.append(keras.layers.Dropout(params.dropout))
     return layers
 
 
-def build_model(params: ModelParams, n_inputs: int, n_classes: int, replicas: int = 1) -> keras.Sequential:
-    """The model to train, on flat inputs: ends in softmax, or in logits when ``from_logits`` is set."""
+def build_model(
+    params: ModelParams,
+    n_inputs: int,
+    n_classes: int,
+    replicas: int = 1,
+    translate: float = 0.0,
+    flip: bool = False,
+) -> keras.Sequential:
+    """The model to train, on flat inputs: ends in softmax, or in logits when ``from_logits`` is set.
+
+    ``translate`` and ``flip`` (``train.*``) augment the images as they come in, in training only.
+    """
     ignored = ignored_params(params)
     if ignored:
         print(f"note: model.type {params.type} ignores model.{', model.'.join(ignored)}")
     layers: list[keras.Layer] = [keras.Input((n_inputs,))]
-    if params.type == "mlp":
+    augmentation = _augmentation(translate, flip)
+    if params.type == "cnn" or augmentation:
+        layers.append(keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1)))
+        layers += augmentation
+    if params.type == "cnn":
+        layers += _conv_layers(params, replicas)
+    elif augmentation:
+        layers.append(keras.layers.Flatten())
+    if params.type in ("mlp", "cnn"):
         layers += _dense_layers(params, replicas)
-    elif params.type == "cnn":
-        layers += _conv_layers(params, replicas) + _dense_layers(params, replicas)
     # float32 even under mixed precision: a float16 softmax or loss loses small probabilities.
     output = keras.layers.Dense(
         n_classes, activation=None if params.from_logits else "softmax", dtype="float32"

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from stages.lib.datasets import DATASETS, IMAGE_SIDE
 from stages.lib.errors import UserError
@@ -19,6 +27,7 @@ PARAMS_FILE = Path("params.yaml")
 
 Positive = Annotated[int, Field(ge=1)]
 Grid = Annotated[list[Positive], Field(min_length=2, max_length=2)]
+KernelSize = Annotated[int, Field(ge=1, le=IMAGE_SIDE)]
 
 
 class Section(BaseModel):
@@ -75,8 +84,14 @@ class ModelParams(Section):
     conv_filters: list[Positive] = Field(
         min_length=1, description="`cnn`: filters of each convolution block (Conv2D, then max pooling)"
     )
-    kernel_size: int = Field(ge=1, le=IMAGE_SIDE, description="`cnn`: convolution kernel size")
+    kernel_size: KernelSize | list[KernelSize] = Field(
+        description="`cnn`: convolution kernel size, for every block or one per block (e.g. `[5, 3]`)"
+    )
     pool_size: int = Field(ge=1, le=4, description="`cnn`: max-pooling size; pooling pads, so never crops")
+    pool_before_activation: bool = Field(
+        description="`cnn`: each block pools before its activation (conv, pool, activation), which "
+        "applies the activation to a quarter of the values; else conv, activation, pool"
+    )
     padding: Literal["same", "valid"] = Field(
         description="`cnn`: `same` keeps each convolution's map size, `valid` crops `kernel_size - 1` "
         "pixels per block (faster); a `valid` stack that would crop the image to nothing is an error"
@@ -85,6 +100,14 @@ class ModelParams(Section):
         description="train on logits with a from-logits loss (as TensorFlow's tutorial does); "
         "the saved model still returns probabilities"
     )
+
+    @field_validator("kernel_size")
+    @classmethod
+    def one_kernel_per_block(cls, kernel_size: int | list[int], info: ValidationInfo) -> int | list[int]:
+        blocks = len(info.data.get("conv_filters", []))
+        if isinstance(kernel_size, list) and blocks and len(kernel_size) != blocks:
+            raise ValueError(f"give one size for every block or one per block ({blocks} conv_filters)")
+        return kernel_size
 
     @field_validator("padding")
     @classmethod
@@ -95,8 +118,8 @@ class ModelParams(Section):
             return padding
         if not {"conv_filters", "kernel_size", "pool_size"} <= model.keys():
             return padding  # one of them is invalid, and named first
-        side, kernel = IMAGE_SIDE, model["kernel_size"]
-        for block in range(1, len(model["conv_filters"]) + 1):
+        side = IMAGE_SIDE
+        for block, kernel in enumerate(kernel_sizes(model["kernel_size"], len(model["conv_filters"])), 1):
             side -= kernel - 1
             if side < 1:
                 raise ValueError(
@@ -107,17 +130,44 @@ class ModelParams(Section):
         return padding
 
 
+def kernel_sizes(kernel_size: int | list[int], blocks: int) -> list[int]:
+    """The kernel size of each convolution block."""
+    return kernel_size if isinstance(kernel_size, list) else [kernel_size] * blocks
+
+
 class TrainParams(Section):
     optimizer: Literal["adam", "rmsprop", "sgd"] = Field(description="the optimizer")
     learning_rate: float = Field(gt=0, description="the optimizer's learning rate")
     momentum: float = Field(
         ge=0, lt=1, description="momentum of `sgd` and `rmsprop`; `adam` ignores it with a note"
     )
+    beta_1: float = Field(gt=0, lt=1, description="`adam`: decay of its running mean of the gradients")
+    beta_2: float = Field(
+        gt=0, lt=1, description="`adam`: decay of its running mean of the squared gradients"
+    )
     batch_size: Positive = Field(description="samples per gradient step")
     label_smoothing: float = Field(
         ge=0,
         lt=1,
         description="label smoothing of the crossentropy (raises the reported loss, not the error)",
+    )
+    lr_schedule: Literal["plateau", "warmup_cosine"] = Field(
+        description="`plateau`: `learning_rate`, lowered by `reduce_lr_*` when the validation loss stalls; "
+        "`warmup_cosine`: from 0 up to `learning_rate` over the first `warmup_fraction` of the steps, "
+        "then down to 0 along a cosine by the last step of `epochs` (more epochs stretch it)"
+    )
+    warmup_fraction: float = Field(
+        ge=0, lt=1, description="`warmup_cosine`: the share of the steps spent warming up"
+    )
+    translate: float = Field(
+        ge=0,
+        lt=0.5,
+        description="training only: shift each image at random by up to this fraction of its side, "
+        "in each direction (0: off); seeded, so the same params give the same weights",
+    )
+    flip: bool = Field(
+        description="training only: mirror each image left-right at random, for datasets whose classes "
+        "a mirror keeps (Fashion-MNIST; never digits)"
     )
     early_stopping_patience: int = Field(
         ge=0,
@@ -172,12 +222,36 @@ class Params(Section):
     train: TrainParams
     plot: PlotParams
 
+    @model_validator(mode="after")
+    def flips_keep_the_classes(self) -> "Params":
+        if self.train.flip and not DATASETS[self.data.dataset].mirror_keeps_class:
+            raise ValueError(
+                f"train.flip = True: a mirrored image of {self.data.dataset} may be another class; "
+                "flip only datasets whose registry entry allows it (mirror_keeps_class)"
+            )
+        return self
+
 
 def parse(raw: object) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise UserError(f"{PARAMS_FILE}: {describe(error.errors()[0])}") from None
+        raise UserError(f"{PARAMS_FILE}: {describe(first_problem(error.errors()))}") from None
+
+
+def first_problem(problems: list[dict]) -> dict:
+    """The first key's problem; for a key that takes one of several types (``kernel_size``: a
+    number or a list), the one that went deepest, with pydantic's names of the types dropped."""
+    first = problems[0]
+    cut = next((i for i, part in enumerate(first["loc"]) if _is_type_name(part)), None)
+    if cut is not None:
+        same_key = [problem for problem in problems if problem["loc"][:cut] == first["loc"][:cut]]
+        first = max(same_key, key=lambda problem: len(problem["loc"]))
+    return first | {"loc": tuple(part for part in first["loc"] if not _is_type_name(part))}
+
+
+def _is_type_name(part: object) -> bool:
+    return isinstance(part, str) and not part.isidentifier()  # "constrained-int", "list[...]"
 
 
 def describe(problem: dict) -> str:
@@ -192,6 +266,8 @@ def describe(problem: dict) -> str:
             section = section.model_fields[part].annotation
         return f"unknown key {key} (expected one of: {', '.join(section.model_fields)})"
     message = problem["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across sections: its message names the keys
+        return message
     if problem["type"] == "float_type" and _is_number(problem["input"]):
         message += " (YAML reads 1e-3 as text: write 1.0e-3)"
     return f"{key} = {problem['input']!r}: {message}"
@@ -247,18 +323,18 @@ def markdown(defaults: dict) -> str:
         "| key | default | allowed | meaning |",
         "|---|---|---|---|",
     ]
-    for key, field, schema in _fields(Params):
+    for key, field, schema in leaf_fields(Params):
         default = _lookup(defaults, key)
         lines.append(f"| `{key}` | `{_as_yaml(default)}` | {_allowed(schema)} | {field.description} |")
     return "\n".join(lines) + "\n"
 
 
-def _fields(section: type[Section], prefix: str = ""):
+def leaf_fields(section: type[Section], prefix: str = ""):
     """(dotted key, field, its JSON schema) of every leaf param, in declaration order."""
     properties = section.model_json_schema(mode="validation").get("properties", {})
     for name, field in section.model_fields.items():
         if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
-            yield from _fields(field.annotation, f"{prefix}{name}.")
+            yield from leaf_fields(field.annotation, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", field, properties[name]
 
@@ -273,9 +349,12 @@ def _allowed(schema: dict) -> str:
     """What the JSON schema of one param allows, in a few words."""
     if "enum" in schema:
         return " \\| ".join(f"`{_as_yaml(option)}`" for option in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(_allowed(option) for option in schema["anyOf"])
     if schema["type"] == "array":
         low, high = schema.get("minItems", 0), schema.get("maxItems")
-        return f"{low if low == high else f'{low} or more'} of: {_allowed(schema['items'])}"
+        count = "any number" if not low and high is None else low if low == high else f"{low} or more"
+        return f"{count} of: {_allowed(schema['items'])}"
     if schema["type"] == "boolean":
         return "`true` \\| `false`"
     bounds = [f"{symbol} {schema[name]}" for name, symbol in _BOUNDS if name in schema]

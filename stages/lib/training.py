@@ -21,7 +21,7 @@ OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }
-WITH_MOMENTUM = {"rmsprop", "sgd"}
+BETAS = (0.9, 0.999)  # Adam's defaults: set otherwise, they are worth a note for the others
 # `jit_compile: auto` on CPUs. XLA fuses the many small element-wise ops of a dense step
 # but made convolutions several times slower.
 XLA_ON_CPU = {"linear": True, "mlp": True, "cnn": False}
@@ -69,22 +69,39 @@ def set_precision(mixed: bool) -> None:
         print("note: train.mixed_precision is for GPUs; training in float32 on this CPU")
 
 
-def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
-    optimizer = OPTIMIZERS[params.optimizer]
-    if params.optimizer in WITH_MOMENTUM:
-        return optimizer(learning_rate=params.learning_rate, momentum=params.momentum)
-    if params.momentum:
-        print(f"note: train.optimizer {params.optimizer} ignores train.momentum")
-    return optimizer(learning_rate=params.learning_rate)
+def learning_rate(
+    params: TrainParams, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate, or its schedule over the run's ``total_steps`` (all epochs)."""
+    if params.lr_schedule == "plateau":
+        return params.learning_rate  # ReduceLROnPlateau, a callback, lowers it
+    warmup = round(params.warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=params.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(1, total_steps - warmup),
+    )
+
+
+def make_optimizer(params: TrainParams, total_steps: int = 1) -> keras.optimizers.Optimizer:
+    rate = learning_rate(params, total_steps)
+    if params.optimizer == "adam":
+        if params.momentum:
+            print("note: train.optimizer adam ignores train.momentum")
+        return keras.optimizers.Adam(learning_rate=rate, beta_1=params.beta_1, beta_2=params.beta_2)
+    if (params.beta_1, params.beta_2) != BETAS:
+        print(f"note: train.optimizer {params.optimizer} ignores train.beta_1 and train.beta_2")
+    return OPTIMIZERS[params.optimizer](learning_rate=rate, momentum=params.momentum)
 
 
 def compile_model(
-    model: keras.Model, params: TrainParams, from_logits: bool, xla: bool, replicas: int
+    model: keras.Model, params: TrainParams, from_logits: bool, xla: bool, replicas: int, total_steps: int = 1
 ) -> None:
     model.compile(
         jit_compile=xla,
         steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1,
-        optimizer=make_optimizer(params),
+        optimizer=make_optimizer(params, total_steps),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=from_logits, label_smoothing=params.label_smoothing
         ),
@@ -94,8 +111,8 @@ def compile_model(
 
 def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Callback]:
     """Logging always; early stopping and learning-rate decay on the validation loss when enabled."""
-    callbacks: list[keras.callbacks.Callback] = []
-    if params.reduce_lr_patience:
+    callbacks: list[keras.callbacks.Callback] = [ElapsedAndRate()]
+    if params.lr_schedule == "plateau" and params.reduce_lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss",
@@ -113,9 +130,21 @@ def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Call
                 verbose=1,
             )
         )
-    # Last, so it also logs the learning rate ReduceLROnPlateau adds to the epoch's logs.
+    # Last, so it also logs what the others add to the epoch's logs (seconds, learning rate).
     callbacks.append(DVCLiveCallback(live=live))
     return callbacks
+
+
+class ElapsedAndRate(keras.callbacks.Callback):
+    """Adds to each epoch's logs the seconds since training began (for time to an accuracy) and
+    the learning rate, which Keras logs only when a callback changes it."""
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["elapsed_seconds"] = time.perf_counter() - self.started
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict]:
@@ -127,10 +156,17 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
     x_train, y_train = processed.load_split(data_dir, "train")
     validation = processed.load_split(data_dir, "val")
     with strategy.scope():
+        replicas = strategy.num_replicas_in_sync
         model = build_model(
-            params.model, x_train.shape[1], y_train.shape[1], replicas=strategy.num_replicas_in_sync
+            params.model,
+            x_train.shape[1],
+            y_train.shape[1],
+            replicas,
+            params.train.translate,
+            params.train.flip,
         )
-        compile_model(model, params.train, params.model.from_logits, xla, strategy.num_replicas_in_sync)
+        steps = params.epochs * -(-len(x_train) // params.train.batch_size)
+        compile_model(model, params.train, params.model.from_logits, xla, replicas, steps)
     model.summary()
     print(f"training on {strategy.num_replicas_in_sync} replicas, XLA {'on' if xla else 'off'}")
     callbacks = make_callbacks(params.train, live)
