@@ -2,8 +2,7 @@
 
 Logs per-epoch loss, accuracy and learning rate with DVCLive, writes the training summary
 (epochs run, the epoch whose weights were kept and their validation accuracy and loss,
-parameter count, fit seconds) and saves the model in the native ``.keras`` format,
-returning probabilities.
+fit seconds) and saves the model in the native ``.keras`` format, returning probabilities.
 """
 
 import json

@@ -147,6 +147,5 @@ def test_seed_repeats_through_the_queue_are_compared_as_one_row(project):
         "restored_epoch",
         "val_accuracy",
         "val_loss",
-        "params",
         "fit_seconds",
     }

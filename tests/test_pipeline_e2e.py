@@ -100,6 +100,7 @@ def test_pipeline_end_to_end(project):
     assert diff["metrics/test.json"]["loss"]["old"] == baseline["loss"]
     assert diff["metrics/test.json"]["loss"]["new"] == changed["loss"]
     assert diff["metrics/train/metrics.json"]["epochs_run"] == {"old": 6, "new": 2, "diff": -4}
+    assert max(map(len, run(["dvc", "metrics", "show"], root, env).splitlines())) <= 120  # readable
     shown = run(["dvc", "exp", "show", "--csv", "--no-pager"], root, env).splitlines()
     header = shown[0].split(",")
     epochs = {row.split(",")[header.index("epochs")] for row in shown[1:]}
