@@ -10,7 +10,14 @@ CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 
 def load() -> dict[str, dict]:
     """Experiment name -> {dotted key: value}, every param but the plot's."""
-    return yaml.safe_load(CATALOGUE.read_text())["experiments"]
+    catalogue = yaml.safe_load(CATALOGUE.read_text())
+    experiments = {}
+    for name, entry in catalogue["experiments"].items():
+        changes = {}
+        for group in entry.pop("base"):
+            changes |= catalogue["shared"][group]
+        experiments[name] = changes | entry
+    return experiments
 
 
 def set_arguments(changes: dict) -> list[str]:

@@ -14,27 +14,29 @@ import argparse
 import json
 import os
 import subprocess
-import sys
-import time
 
 from experiments import catalogue
 from stages import compare
-
-POLL_SECONDS = 15
-
-
-def dvc(*args: str) -> str:
-    return subprocess.run(["dvc", *args], check=True, capture_output=True, text=True).stdout
+from stages.lib import cli
+from stages.lib.errors import UserError
 
 
-def experiment_states() -> dict[str, str]:
-    """Every experiment DVC knows in this repository: name -> queued | running | success | failed."""
-    states = {}
-    for commit in json.loads(dvc("exp", "show", "--json", "--all-commits")):
+def dvc(*args: str, quiet: bool = True) -> str:
+    """Run a DVC command; its output, or its last error line as a UserError."""
+    done = subprocess.run(["dvc", *args], capture_output=quiet, text=True)
+    if done.returncode != 0:
+        last = (done.stderr or "").strip().splitlines() or ["see its output above"]
+        raise UserError(f"dvc {' '.join(args[:2])} failed: {last[-1]}")
+    return done.stdout or ""
+
+
+def states() -> dict[str, str]:
+    """This commit's experiments, by name: queued, running, success or failed."""
+    found = {}
+    for commit in json.loads(dvc("exp", "show", "--json")):
         for experiment in commit.get("experiments") or []:
-            executor = experiment.get("executor") or {"state": "success"}
-            states[experiment["name"] or experiment["revs"][0]["rev"]] = executor["state"]
-    return states
+            found[experiment["name"]] = (experiment.get("executor") or {"state": "success"})["state"]
+    return found
 
 
 def queue(names: list[str], seeds: list[int], extra: list[str]) -> None:
@@ -42,7 +44,7 @@ def queue(names: list[str], seeds: list[int], extra: list[str]) -> None:
     experiments = catalogue.load()
     unknown = [name for name in names if name not in experiments]
     if unknown:
-        sys.exit(f"error: unknown experiment {', '.join(unknown)} (known: {', '.join(experiments)})")
+        raise UserError(f"unknown experiment {', '.join(unknown)} (known: {', '.join(experiments)})")
     if not names:
         dvc("exp", "run", "--queue", *extra, *(["-S", f"seed={','.join(map(str, seeds))}"] if seeds else []))
         return
@@ -53,9 +55,8 @@ def queue(names: list[str], seeds: list[int], extra: list[str]) -> None:
             dvc("exp", "run", "--queue", "--force", "-n", label, *catalogue.set_arguments(changes), *extra)
 
 
-def run_queue(jobs: int) -> list[str]:
-    """Start the queue's workers, wait for them and return the names of what they ran."""
-    waiting = {name for name, state in experiment_states().items() if state in ("queued", "running")}
+def run_queue(jobs: int) -> None:
+    """Run the queue, ``jobs`` experiments at a time, and wait for it."""
     # N runs share the cores: each gets 1/N of them rather than a thread per core. The queue's
     # workers inherit this environment.
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -64,33 +65,34 @@ def run_queue(jobs: int) -> list[str]:
         "OMP_NUM_THREADS": threads,
         "TF_NUM_INTEROP_THREADS": "1",
     }
-    dvc("queue", "start", "--jobs", str(jobs))
-    while True:
-        states = {name: state for name, state in experiment_states().items() if name in waiting}
-        if all(state in ("success", "failed") for state in states.values()):
-            break
-        time.sleep(POLL_SECONDS)
-    failed = sorted(name for name, state in states.items() if state == "failed")
-    if failed:
-        print(f"failed: {', '.join(failed)} (see `dvc queue logs <name>`)", file=sys.stderr)
-    return sorted(name for name, state in states.items() if state == "success")
+    dvc("exp", "run", "--run-all", "--jobs", str(jobs), quiet=False)  # follows each run's log
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="configurations of experiments/catalogue.yaml")
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[])
-    parser.add_argument("--jobs", type=int, default=1, help="experiments at a time (default: 1, all cores)")
+    parser.add_argument(
+        "--jobs", type=int, choices=range(1, 65), default=1, metavar="N", help="at a time (1)"
+    )
     parser.add_argument(
         "-S", dest="extra", action="append", default=[], help="key=value for every experiment"
     )
     args = parser.parse_args()
     if not (args.names or args.extra or args.seeds):
         parser.error("give configuration names, seeds or -S sweep values")
+    before = {name for name, state in states().items() if state == "queued"}
     queue(args.names, args.seeds, [argument for value in args.extra for argument in ("-S", value)])
-    ran = run_queue(args.jobs)
-    print(compare.table(compare.collect(ran)))
+    ours = {name for name, state in states().items() if state == "queued"} - before
+    run_queue(args.jobs)
+    finished = states()
+    failed = sorted(name for name in ours if finished.get(name) != "success")
+    if failed:
+        print(f"failed: {', '.join(failed)} (see `dvc queue logs <name>`)")
+    if len(failed) == len(ours):
+        raise UserError("no experiment of this run finished")
+    print(compare.table(compare.collect(sorted(ours - set(failed)))))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

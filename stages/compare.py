@@ -5,8 +5,9 @@
 Reads what DVC recorded (``dvc exp show --json``): the workspace, the last commit and its
 experiments by default, or the ones named. Runs whose params differ only in ``seed`` are
 repeats of one configuration: they are grouped, each metric shown as mean ± standard
-deviation over the n seeds. Rows are sorted by validation accuracy (the test set reports,
-it never chooses); each is marked as within or beyond the seed noise of the top row.
+deviation over the n seeds (test and validation accuracy), else their mean. Rows are sorted
+by validation accuracy (the test set reports, it never chooses); each is marked as within or
+beyond the seed noise of the reference row, the best with two seeds or more.
 """
 
 import json
@@ -32,10 +33,10 @@ METRICS = (
     ("fit s", TRAIN, "fit_seconds"),
 )
 SORT_BY = "val acc %"
-SIGNIFICANCE = 0.05  # Welch's two-sided t-test on validation accuracy, against the top row
+SIGNIFICANCE = 0.05  # Welch's two-sided t-test on validation accuracy, against the reference row
 NOTE = (
     "mean±std over seeds; sorted by validation accuracy; within/beyond: Welch's t-test on validation\n"
-    "accuracy against the top row, at 5% (within: not significantly different)"
+    "accuracy against ref, the best row with n >= 2, at 5% (within: not significantly different)"
 )
 
 
@@ -48,6 +49,7 @@ class Run:
     params: dict[str, object]
     metrics: dict[str, float]
     experiment: bool = True  # False for the workspace and commits: the reference rows
+    baseline: str = ""  # the commit an experiment ran on: other code, another configuration
 
 
 @dataclass
@@ -82,7 +84,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _run(name: str, state: dict, experiment: bool) -> Run | None:
+def _run(name: str, state: dict, baseline: str, experiment: bool) -> Run | None:
     data = state.get("data") or {}
     files = data.get("metrics") or {}
     metrics = {}
@@ -93,25 +95,31 @@ def _run(name: str, state: dict, experiment: bool) -> Run | None:
     if not metrics:
         return None
     params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
-    return Run(name=name, rev=state["rev"], params=params, metrics=metrics, experiment=experiment)
+    return Run(name, state["rev"], params, metrics, experiment, baseline)
 
 
 def collect(names: list[str] | None = None) -> list[Run]:
     """The runs DVC shows, with metrics: all of them, or those named (experiments, `workspace`, a branch)."""
-    shown = subprocess.run(
-        ["dvc", "exp", "show", "--json", *(["--all-commits"] if names else [])],
-        capture_output=True,
-        text=True,
-    )
+    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if names else [])]
+    try:
+        shown = subprocess.run(command, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError("dvc not found: activate the project's virtual environment") from None
     if shown.returncode != 0:
-        raise UserError(f"dvc exp show failed: {shown.stderr.strip().splitlines()[-1]}")
+        raise UserError(
+            f"{' '.join(command)} failed: {(shown.stderr.strip().splitlines() or ['no message'])[-1]}"
+        )
     runs = []
     for commit in json.loads(shown.stdout):
-        name = commit.get("name") or (commit["rev"] if commit["rev"] == "workspace" else commit["rev"][:7])
-        runs.append(_run(name, commit, experiment=False))
+        rev = commit["rev"]
+        runs.append(
+            _run(
+                commit.get("name") or (rev if rev == "workspace" else rev[:7]), commit, rev, experiment=False
+            )
+        )
         for experiment in commit.get("experiments") or []:
             if (experiment.get("executor") or {}).get("state", "success") == "success":
-                runs.append(_run(experiment["name"], experiment["revs"][0], experiment=True))
+                runs.append(_run(experiment["name"], experiment["revs"][0], rev, experiment=True))
     runs = [run for run in runs if run is not None]
     if names:
         found = {run.name: run for run in runs}
@@ -131,7 +139,7 @@ def group(runs: list[Run]) -> list[Group]:
     keyed: dict[str, list[Group]] = {}
     groups = []
     for run in runs:
-        key = json.dumps({k: v for k, v in run.params.items() if k != "seed"}, sort_keys=True)
+        key = run.baseline + json.dumps({k: v for k, v in run.params.items() if k != "seed"}, sort_keys=True)
         seed = run.params.get("seed")
         same = [g for g in keyed.get(key, []) if seed not in {r.params.get("seed") for r in g.runs}]
         if run.experiment and same:
@@ -144,14 +152,24 @@ def group(runs: list[Run]) -> list[Group]:
 
 
 def differing_params(groups: list[Group]) -> list[str]:
-    """The params (but the seed) whose value is not the same in every row."""
-    keys = sorted({key for g in groups for run in g.runs for key in run.params} - {"seed"})
-    return [key for key in keys if len({json.dumps(g.runs[0].params.get(key)) for g in groups}) > 1]
+    """The params (but the seed) set in every row, whose value is not the same in every row.
+
+    A param that older commits lack came later, with a default that kept their behaviour.
+    """
+    keys = sorted(set.intersection(*(set(run.params) for g in groups for run in g.runs)) - {"seed"})
+    return [key for key in keys if len({json.dumps(g.runs[0].params[key]) for g in groups}) > 1]
 
 
-def versus_top(top: Group, other: Group) -> str:
-    """Whether ``other``'s validation accuracy differs from ``top``'s beyond the seed noise."""
-    a, b = top.values(SORT_BY), other.values(SORT_BY)
+def reference(groups: list[Group]) -> Group | None:
+    """The row the others are tested against: the best with two seeds or more."""
+    return next((g for g in groups if len(g.values(SORT_BY)) > 1), None)
+
+
+def versus(ref: Group | None, other: Group) -> str:
+    """Whether ``other``'s validation accuracy differs from ``ref``'s beyond the seed noise."""
+    if other is ref:
+        return "ref"
+    a, b = (ref.values(SORT_BY) if ref else []), other.values(SORT_BY)
     if len(a) < 2 or len(b) < 2:
         return "n<2"
     if statistics.pvariance(a) == statistics.pvariance(b) == 0:
@@ -178,11 +196,12 @@ def rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     short = {key: key.rsplit(".", 1)[-1] for key in params}
     if len(set(short.values())) < len(short):  # two sections share a key name: keep them apart
         short = {key: key for key in params}
-    header = ["experiment", *short.values(), *(column for column, _, _ in METRICS), "n", "vs top (val acc)"]
+    header = ["experiment", *short.values(), *(column for column, _, _ in METRICS), "n", "vs ref (val acc)"]
+    ref = reference(groups)
     body = []
-    for index, g in enumerate(groups):
+    for g in groups:
         values = [json.dumps(g.runs[0].params.get(key)).strip('"') for key in params]
-        mark = "top" if index == 0 else versus_top(groups[0], g)
+        mark = versus(ref, g)
         body.append([g.name, *values, *(cell(g, column) for column, _, _ in METRICS), str(len(g.runs)), mark])
     return header, body
 

@@ -1,4 +1,4 @@
-"""What the tests (and the benchmark) share: params, project copies, a loopback server, DVC runs."""
+"""What the tests share: params, project copies, a loopback server, DVC runs, headless Chromium."""
 
 import functools
 import http.server

@@ -29,3 +29,12 @@ def test_set_arguments_read_back_as_the_same_values():
         "-S",
         "seed=1",
     ]
+
+
+def test_later_groups_and_the_experiments_own_keys_win():
+    assert EXPERIMENTS["mlp-512"]["train.batch_size"] == 64  # its own key over plain's
+    mlp = EXPERIMENTS["best-mnist-mlp"]  # plain, then dense_schedule, then its own keys
+    assert (mlp["train.batch_size"], mlp["train.reduce_lr_patience"], mlp["model.dropout"]) == (128, 2, 0.3)
+    cnn = EXPERIMENTS["cnn-2026-11"]
+    assert (cnn["model.padding"], cnn["model.dropout"], cnn["train.label_smoothing"]) == ("valid", 0.3, 0.05)
+    assert EXPERIMENTS["fashion-cnn-2026-11"]["epochs"] == 14

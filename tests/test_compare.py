@@ -60,9 +60,12 @@ def test_welch_marks_what_lies_within_the_seed_noise():
     ]
     groups = compare.group(noisy + close + far)
     assert [g.name for g in groups] == ["a-seed*", "b-seed*", "c-seed*"]
-    assert compare.versus_top(groups[0], groups[1]).startswith("within ")
-    assert compare.versus_top(groups[0], groups[2]).startswith("beyond ")
-    assert compare.versus_top(groups[0], compare.Group([run("single", 99.0, seed=9)])) == "n<2"
+    ref = compare.reference([compare.Group([run("best single run", 99.9)]), *groups])
+    assert ref is groups[0]  # the best with two seeds or more
+    assert compare.versus(ref, groups[0]) == "ref"
+    assert compare.versus(ref, groups[1]).startswith("within ")
+    assert compare.versus(ref, groups[2]).startswith("beyond ")
+    assert compare.versus(ref, compare.Group([run("single", 99.0, seed=9)])) == "n<2"
 
 
 def test_the_table_of_a_usual_sweep_fits_in_120_characters():
@@ -150,3 +153,14 @@ def test_report_renders_in_headless_chromium(recorded, tmp_path):
     # only appear if the embedded images were decoded and drawn.
     for colour in ((31, 119, 180), (255, 127, 14)):
         assert (np.abs(pixels - colour).sum(axis=1) < 30).sum() > 500, colour
+
+
+def test_runs_on_other_code_are_not_repeats_and_params_older_runs_lack_are_not_shown():
+    other_code = run("on-an-older-commit", 99.0, seed=5)
+    other_code.baseline = "0123abc"  # the same params on another commit: not a repeat
+    groups = compare.group([run("a-seed1", 99.1, seed=1), run("a-seed2", 99.2, seed=2), other_code])
+    assert [len(g.runs) for g in groups] == [2, 1]
+    older = run("older", 99.0)
+    older.params = {key: value for key, value in older.params.items() if key != "model.dropout"}
+    newer = run("newer", 99.1, **{"model.dropout": 0.5})
+    assert compare.differing_params(compare.group([newer, older])) == []  # a key the older run lacks

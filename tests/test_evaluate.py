@@ -111,17 +111,15 @@ def test_tensorflow_startup_lines_only_when_asked_for(tiny_processed, tmp_path, 
 
 
 def test_startup_filter_keeps_what_is_not_below_the_level():
-    text = (
-        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-        "I0000 00:00:1795980465.377320    2501 cudart_stub.cc:31] Could not find cuda drivers\n"
-        "I0000 00:00:1795980465.950782    2501 cpu_feature_guard.cc:227] This TensorFlow binary\n"
-        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow\n"
-        "E0000 00:00:1795980465.950782    2501 some.cc:1] a real error\n"
-        "a Python warning printed first\n"
-    )
-    assert tensorflow_env.without_startup_lines(text, 3) == ""  # continuation lines go with their record
-    kept = tensorflow_env.without_startup_lines(text, 2)
-    assert kept == (
-        "E0000 00:00:1795980465.950782    2501 some.cc:1] a real error\na Python warning printed first\n"
-    )
-    assert tensorflow_env.without_startup_lines("plain output\n", 3) == "plain output\n"
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1795980465.377320    2501 cudart_stub.cc:31] Could not find cuda drivers\n",
+        "I0000 00:00:1795980465.950782    2501 cpu_feature_guard.cc:227] This TensorFlow binary\n",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow\n",
+        "E0000 00:00:1795980465.950782    2501 some.cc:1] a real error\n",
+        "F0000 00:00:1795980465.950782    2501 some.cc:2] a fatal one\n",
+    ]
+    at_3, at_2 = tensorflow_env.StartupFilter(3), tensorflow_env.StartupFilter(2)
+    assert [at_3(line) for line in lines] == [""] * 5 + [lines[5]]  # continuations go with their record
+    assert [at_2(line) for line in lines] == [""] * 4 + lines[4:]
+    assert tensorflow_env.StartupFilter(3)("plain output\n") == "plain output\n"

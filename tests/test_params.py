@@ -37,6 +37,8 @@ BAD = [
     ("epoch", 3, "unknown key epoch (expected one of: seed, epochs,"),
     ("model.units", [64], "unknown key model.units"),
     ("train.lr", 0.1, "unknown key train.lr"),
+    ("train.learning-rate", 0.1, "unknown key train.learning-rate (expected one of: optimizer,"),
+    ("my-key", 1, "unknown key my-key (expected one of: seed,"),
     ("epochs", 0, "epochs = 0: Input should be greater than or equal to 1"),
     ("epochs", -5, "epochs = -5"),
     ("epochs", "10", "epochs = '10': Input should be a valid integer"),

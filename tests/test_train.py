@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from dvclive import Live
 
-from stages.lib import processed
+from stages.lib import processed, tensorflow_env
 from stages.lib.errors import UserError
 from stages.lib.schema import TrainParams
 from stages.lib.training import (
@@ -167,13 +167,13 @@ def test_every_optimizer_the_schema_allows_is_built():
     allowed = typing.get_args(TrainParams.model_fields["optimizer"].annotation)
     assert set(OPTIMIZERS) == set(allowed)
     for name in allowed:
-        assert make_optimizer(make_params(**{"train.optimizer": name}).train).learning_rate == 0.001
+        assert make_optimizer(make_params(**{"train.optimizer": name}).train, 100).learning_rate == 0.001
 
 
 def test_adam_takes_its_betas_and_the_others_note_them(capsys):
-    adam = make_optimizer(make_params(**{"train.beta_1": 0.7, "train.beta_2": 0.9}).train)
+    adam = make_optimizer(make_params(**{"train.beta_1": 0.7, "train.beta_2": 0.9}).train, 100)
     assert (adam.beta_1, adam.beta_2) == (0.7, 0.9)
-    make_optimizer(make_params(**{"train.optimizer": "sgd", "train.beta_1": 0.7}).train)
+    make_optimizer(make_params(**{"train.optimizer": "sgd", "train.beta_1": 0.7}).train, 100)
     assert "sgd ignores train.beta_1 and train.beta_2" in capsys.readouterr().out
 
 
@@ -202,6 +202,7 @@ def test_augmented_training_learns_and_is_seeded(tiny_processed, tmp_path, model
         "model.hidden_units": [16],
     }
     first, summary = fit(tiny_processed, tmp_path / "a", **changes)
+    assert "RandomTranslation" in [type(layer).__name__ for layer in first.layers]
     loss = curve(tmp_path / "a", "train", "loss")
     assert loss[-1] < loss[0] and summary["val_accuracy"] > 0.5
     again, _ = fit(tiny_processed, tmp_path / "b", **changes)
@@ -221,9 +222,9 @@ def test_each_epoch_logs_its_time_and_learning_rate(tiny_processed, tmp_path):
 
 
 def test_sgd_uses_momentum_and_adam_notes_it_ignores_it(capsys):
-    sgd = make_optimizer(make_params(**{"train.optimizer": "sgd", "train.momentum": 0.9}).train)
+    sgd = make_optimizer(make_params(**{"train.optimizer": "sgd", "train.momentum": 0.9}).train, 100)
     assert sgd.momentum == 0.9
-    make_optimizer(make_params(**{"train.momentum": 0.9}).train)
+    make_optimizer(make_params(**{"train.momentum": 0.9}).train, 100)
     assert "adam ignores train.momentum" in capsys.readouterr().out
 
 
@@ -270,3 +271,19 @@ def test_mixed_precision_computes_in_float16_on_gpus():
         assert keras.mixed_precision.dtype_policy().name == "mixed_float16"
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_a_users_own_xla_onednn_setting_wins(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_onednn_custom_call=true")
+    tensorflow_env.configure()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_onednn_custom_call=true"
+
+
+def test_each_schedule_notes_the_knobs_of_the_other(capsys):
+    make_optimizer(make_params(**{"train.warmup_fraction": 0.2}).train, 100)  # plateau
+    make_optimizer(
+        make_params(**{"train.lr_schedule": "warmup_cosine", "train.reduce_lr_patience": 2}).train, 100
+    )
+    notes = capsys.readouterr().out
+    assert "plateau ignores train.warmup_fraction" in notes
+    assert "warmup_cosine ignores train.reduce_lr_patience" in notes

@@ -121,7 +121,6 @@ def custom_fit(
             "accuracy": accuracy,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
-            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         }
         print(f"Epoch {epoch + 1}/{params.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
         callback_list.on_epoch_end(epoch, logs)

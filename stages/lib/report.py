@@ -61,9 +61,12 @@ def png(fig: plt.Figure) -> str:
 
 
 def table_html(header: list[str], body: list[list[str]]) -> str:
-    cells = lambda tag, row: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
-    rows = [f"<tr>{cells('th', header)}</tr>", *(f"<tr>{cells('td', row)}</tr>" for row in body)]
+    rows = [_row("th", header), *(_row("td", row) for row in body)]
     return "<table>" + "".join(rows) + "</table>"
+
+
+def _row(tag: str, cells: list[str]) -> str:
+    return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
 
 
 def write_report(

@@ -6,6 +6,8 @@ is generated from it: ``python -m stages.lib.schema > docs/parameters.md``.
 
 import copy
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -89,8 +91,8 @@ class ModelParams(Section):
     )
     pool_size: int = Field(ge=1, le=4, description="`cnn`: max-pooling size; pooling pads, so never crops")
     pool_before_activation: bool = Field(
-        description="`cnn`: each block pools before its activation (conv, pool, activation), which "
-        "applies the activation to a quarter of the values; else conv, activation, pool"
+        description="`cnn`: each block pools before its activation (conv, batch norm, pool, activation: "
+        "the activation runs on the pooled, smaller map); else conv, activation, batch norm, pool"
     )
     padding: Literal["same", "valid"] = Field(
         description="`cnn`: `same` keeps each convolution's map size, `valid` crops `kernel_size - 1` "
@@ -176,8 +178,8 @@ class TrainParams(Section):
     )
     reduce_lr_patience: int = Field(
         ge=0,
-        description="multiply the learning rate by `reduce_lr_factor` after this many epochs without a "
-        "lower validation loss; 0: off",
+        description="`plateau`: multiply the learning rate by `reduce_lr_factor` after this many epochs "
+        "without a lower validation loss; 0: off",
     )
     reduce_lr_factor: float = Field(gt=0, lt=1, description="see `reduce_lr_patience`")
     jit_compile: Literal["auto", True, False] = Field(
@@ -241,17 +243,30 @@ def parse(raw: object) -> Params:
 
 def first_problem(problems: list[dict]) -> dict:
     """The first key's problem; for a key that takes one of several types (``kernel_size``: a
-    number or a list), the one that went deepest, with pydantic's names of the types dropped."""
+    number or a list), the one that went deepest, with pydantic's name of the type dropped."""
     first = problems[0]
-    cut = next((i for i, part in enumerate(first["loc"]) if _is_type_name(part)), None)
-    if cut is not None:
-        same_key = [problem for problem in problems if problem["loc"][:cut] == first["loc"][:cut]]
-        first = max(same_key, key=lambda problem: len(problem["loc"]))
-    return first | {"loc": tuple(part for part in first["loc"] if not _is_type_name(part))}
+    tag = _type_tag_index(first["loc"])
+    if tag is None:
+        return first
+    same_key = [problem for problem in problems if problem["loc"][:tag] == first["loc"][:tag]]
+    first = max(same_key, key=lambda problem: len(problem["loc"]))
+    return first | {"loc": first["loc"][:tag] + first["loc"][tag + 1 :]}
 
 
-def _is_type_name(part: object) -> bool:
-    return isinstance(part, str) and not part.isidentifier()  # "constrained-int", "list[...]"
+def _type_tag_index(loc: tuple) -> int | None:
+    """Where pydantic names the type it tried, in the location of a key that takes several."""
+    section: type[BaseModel] = Params
+    for index, part in enumerate(loc[:-1]):
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            section = field.annotation
+        elif typing.get_origin(field.annotation) in (typing.Union, types.UnionType):
+            return index + 1
+        else:
+            return None
+    return None
 
 
 def describe(problem: dict) -> str:

@@ -74,7 +74,11 @@ def learning_rate(
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate, or its schedule over the run's ``total_steps`` (all epochs)."""
     if params.lr_schedule == "plateau":
+        if params.warmup_fraction:
+            print("note: train.lr_schedule plateau ignores train.warmup_fraction")
         return params.learning_rate  # ReduceLROnPlateau, a callback, lowers it
+    if params.reduce_lr_patience:
+        print("note: train.lr_schedule warmup_cosine ignores train.reduce_lr_patience and reduce_lr_factor")
     warmup = round(params.warmup_fraction * total_steps)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
@@ -84,7 +88,7 @@ def learning_rate(
     )
 
 
-def make_optimizer(params: TrainParams, total_steps: int = 1) -> keras.optimizers.Optimizer:
+def make_optimizer(params: TrainParams, total_steps: int) -> keras.optimizers.Optimizer:
     rate = learning_rate(params, total_steps)
     if params.optimizer == "adam":
         if params.momentum:
@@ -96,7 +100,7 @@ def make_optimizer(params: TrainParams, total_steps: int = 1) -> keras.optimizer
 
 
 def compile_model(
-    model: keras.Model, params: TrainParams, from_logits: bool, xla: bool, replicas: int, total_steps: int = 1
+    model: keras.Model, params: TrainParams, from_logits: bool, xla: bool, replicas: int, total_steps: int
 ) -> None:
     model.compile(
         jit_compile=xla,
