@@ -25,7 +25,9 @@ from stages.lib.training import (
 )
 from tests.helpers import NO_SCHEDULE, ROOT, cpu_only, gpu_only, make_params
 
-# Small and plain: each test turns on what it checks.
+# Small and plain: each test turns on what it checks. No XLA (its compiling costs seconds per
+# fit) but where a test says so: `jit_compile: auto`, as the stage runs a dense model.
+XLA = {"train.jit_compile": "auto"}
 SMALL = {
     "epochs": 4,
     "model.type": "mlp",
@@ -34,6 +36,7 @@ SMALL = {
     "train.label_smoothing": 0.0,
     "train.early_stopping_patience": 0,
     "train.reduce_lr_patience": 0,
+    "train.jit_compile": False,
 }
 
 
@@ -54,7 +57,7 @@ def outside_the_repo(tmp_path, monkeypatch):
 
 def test_training_learns_and_logs_curves(tiny_processed, tmp_path):
     started = time.perf_counter()
-    model, summary = fit(tiny_processed, tmp_path / "live")
+    model, summary = fit(tiny_processed, tmp_path / "live", **XLA)
     wall = time.perf_counter() - started
     assert model.jit_compile  # a dense model trains XLA-compiled, as the stage runs it
     assert summary["epochs_run"] == 4
@@ -79,8 +82,8 @@ def test_each_optimizer_reduces_the_loss(tiny_processed, tmp_path, optimizer):
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"model.type": "cnn", "model.conv_filters": [4, 8], "model.hidden_units": [8]}],
-    ids=["mlp", "cnn"],  # the cnn runs TensorFlow's oneDNN kernels, the mlp XLA's
+    [XLA, {"model.type": "cnn", "model.conv_filters": [4, 8], "model.hidden_units": [8]} | XLA],
+    ids=["mlp", "cnn"],  # auto: the cnn runs TensorFlow's oneDNN kernels, the mlp XLA's
 )
 def test_same_seed_same_weights_other_seed_other_weights(tiny_processed, tmp_path, changes):
     first, _ = fit(tiny_processed, tmp_path / "a", epochs=2, **changes)
