@@ -81,9 +81,10 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.names or args.extra or args.seeds):
         parser.error("give configuration names, seeds or -S sweep values")
-    before = {name for name, state in states().items() if state == "queued"}
+    # An idle worker of an earlier run may start a new experiment at once: running ones count too.
+    before = {name for name, state in states().items() if state in ("queued", "running")}
     queue(args.names, args.seeds, [argument for value in args.extra for argument in ("-S", value)])
-    ours = {name for name, state in states().items() if state == "queued"} - before
+    ours = {name for name, state in states().items() if state in ("queued", "running")} - before
     run_queue(args.jobs)
     finished = states()
     failed = sorted(name for name in ours if finished.get(name) != "success")
