@@ -181,7 +181,10 @@ def fetch_from_any(
 
 
 def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_options) -> Path:
-    """Download every file of dataset ``name`` into ``out_dir/name``, all verified or none."""
+    """Download every file of dataset ``name`` into ``out_dir/name``, all verified or none.
+
+    On success ``out_dir`` holds that dataset alone; on failure it is left as it was.
+    """
     dataset = DATASETS[name]
     final = out_dir / name
     for stale in out_dir.glob(f".{name}.partial-*"):
@@ -198,6 +201,12 @@ def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_optio
         staging.rename(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    # DVC keeps data/raw between runs (it is persistent): the previous dataset goes only now.
+    for other in out_dir.iterdir():
+        if other.is_dir() and other != final:
+            shutil.rmtree(other)
+        elif not other.is_dir():
+            other.unlink()
     return final
 
 
