@@ -180,12 +180,24 @@ def test_deep_cnn_never_pools_to_nothing():
     assert flatten.output.shape[1:] == (4,)  # 28 -> 7 -> 2 -> 1 -> 1 -> 1: a 1x1x4 map
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [(b"not a zip", "not a loadable .keras model"), (b"PK\x03\x04broken", "not a loadable .keras model")],
-)
-def test_corrupt_model_file_is_one_clear_error(tmp_path, content, message):
+def saved_model_bytes(tmp_path) -> bytes:
+    build(**{"model.type": "linear"}).save(tmp_path / "saved.keras")
+    return (tmp_path / "saved.keras").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["not-a-zip", "zip-header-only", "truncated"])
+def test_corrupt_model_file_is_one_clear_error_that_is_not_file_not_found(tmp_path, damage):
+    """It used to say "File not found" about a file that exists."""
+    content = {
+        "not-a-zip": b"not a zip",
+        "zip-header-only": b"PK\x03\x04broken",
+        "truncated": saved_model_bytes(tmp_path)[:-100],  # a copy cut short
+    }[damage]
     path = tmp_path / "model.keras"
     path.write_bytes(content)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError) as failure:
         load_model(path)
+    assert str(failure.value) == (
+        f"{path}: corrupt: not the zip archive a .keras model is (cut short or overwritten?); "
+        f"`dvc checkout {path}` or the train stage restores it"
+    )
