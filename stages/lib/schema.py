@@ -6,6 +6,8 @@ is generated from it: ``python -m stages.lib.schema > docs/parameters.md``.
 
 import copy
 import json
+import reprlib
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,8 +24,8 @@ Grid = Annotated[list[Positive], Field(min_length=2, max_length=2)]
 
 
 class Section(BaseModel):
-    # strict: "10" is not an epoch count and true is not a batch size.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # strict: "10" is not an epoch count and true is not a batch size; .inf and .nan are no numbers.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DataParams(Section):
@@ -144,6 +146,12 @@ class TrainParams(Section):
     )
 
 
+# Inches of one grid cell in each grid's figure (stages/lib/figures.py draws them at this size).
+CELL_INCHES = {"sample_grid": (1.6, 1.8), "prediction_grid": (4.4, 2.1), "mistake_grid": (1.9, 2.2)}
+MAX_PANELS = 100  # per figure: each is a Matplotlib axes, slow and heavy by the thousand
+MAX_FIGURE_PIXELS = 50_000_000  # per figure, whatever the grid and dpi: 200 MB while drawn
+
+
 class PlotParams(Section):
     sample_grid: Grid = Field(description="rows, columns of training samples in `plots/samples.png`")
     prediction_grid: Grid = Field(
@@ -154,7 +162,36 @@ class PlotParams(Section):
         description="rows, columns of `plots/confident_mistakes.png`, the wrong answers the model was "
         "surest of"
     )
-    dpi: int = Field(ge=50, le=600, description="resolution of the PNGs")
+    dpi: int = Field(
+        ge=50,
+        le=600,
+        description=f"resolution of the PNGs; each grid holds at most {MAX_PANELS} panels, and each figure at "
+        f"most {MAX_FIGURE_PIXELS // 10**6} megapixels at this resolution",
+    )
+
+    @field_validator("sample_grid", "prediction_grid", "mistake_grid")
+    @classmethod
+    def panels_within_bounds(cls, grid: list[int]) -> list[int]:
+        if grid[0] * grid[1] > MAX_PANELS:
+            raise ValueError(f"{grid[0] * grid[1]} panels, more than the {MAX_PANELS} a figure holds")
+        return grid
+
+    @field_validator("dpi")
+    @classmethod
+    def figures_within_the_pixel_budget(cls, dpi: int, info: ValidationInfo) -> int:
+        """Grids and resolution are each bounded; their product is too."""
+        for name, (width, height) in CELL_INCHES.items():
+            if name not in info.data:
+                continue  # invalid, and named first
+            rows, cols = info.data[name]
+            size = (round(width * cols * dpi), round(height * rows * dpi))
+            if size[0] * size[1] > MAX_FIGURE_PIXELS:
+                raise ValueError(
+                    f"with plot.{name} {[rows, cols]}, a figure of {size[0]} x {size[1]} pixels "
+                    f"({size[0] * size[1] / 10**6:.0f} megapixels, more than {MAX_FIGURE_PIXELS // 10**6}): "
+                    "lower plot.dpi or the grid"
+                )
+        return dpi
 
 
 class Params(Section):
@@ -194,7 +231,18 @@ def describe(problem: dict) -> str:
     message = problem["msg"].removeprefix("Value error, ")
     if problem["type"] == "float_type" and _is_number(problem["input"]):
         message += " (YAML reads 1e-3 as text: write 1.0e-3)"
-    return f"{key} = {problem['input']!r}: {message}"
+    return f"{key} = {_short(problem['input'])}: {message}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+MAX_SHOWN = 120  # characters of a bad value shown
+
+
+def _short(value: object) -> str:
+    """The value's repr, cut short: a YAML alias can stand for millions of values."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _is_number(value: object) -> bool:
@@ -205,14 +253,52 @@ def _is_number(value: object) -> bool:
     return True
 
 
-def load(path: Path = PARAMS_FILE) -> Params:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice (it keeps the last one; DVC refuses the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML refuses it below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {key}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in ``path``; a problem is one line with its place in the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} not found: run from the project root") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"{path} is not UTF-8 text: byte 0x{data[error.start]:02x} on line {line}; save it as UTF-8"
+        ) from None
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise UserError(
+            f"{path} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+        ) from None
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse(raw)
+    finally:
+        loader.dispose()
+
+
+def load(path: Path = PARAMS_FILE) -> Params:
+    return parse(read_yaml(path))
 
 
 def override(raw: dict, changes: dict) -> dict:
