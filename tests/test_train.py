@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,9 +10,10 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from dvclive import Live
 
-from stages.lib import processed
+from stages.lib import processed, schema
 from stages.lib.errors import UserError
 from stages.lib.schema import TrainParams
 from stages.lib.training import (
@@ -23,7 +25,7 @@ from stages.lib.training import (
     train,
     use_xla,
 )
-from tests.helpers import ROOT, cpu_only, gpu_only, make_params
+from tests.helpers import ROOT, committed_params, cpu_only, gpu_only, make_params
 
 # Small and plain: each test turns on what it checks.
 SMALL = {
@@ -68,6 +70,38 @@ def test_training_learns_and_logs_curves(tiny_processed, tmp_path):
     assert loss[-1] < loss[0]
     logged = json.loads((tmp_path / "live/metrics.json").read_text())
     assert logged["eval"]["accuracy"] == pytest.approx(val_accuracy[-1])
+
+
+def test_a_loss_that_blows_up_stops_training_at_once(tiny_processed, tmp_path):
+    """A finite but absurd learning rate: the first non-finite loss ends the run, nothing NaN is logged."""
+    with pytest.raises(UserError) as failure:
+        fit(tiny_processed, tmp_path / "live", **{"train.optimizer": "sgd", "train.learning_rate": 1e30})
+    assert re.fullmatch(
+        r"training diverged: the loss became (nan|inf) in epoch 1; lower train\.learning_rate \(now 1e\+30\)",
+        str(failure.value),
+    )
+    logged = [path.read_text() for path in (tmp_path / "live").rglob("*") if path.is_file()]
+    assert not any(word in text.lower() for text in logged for word in ("nan", "inf"))
+
+
+def test_diverging_train_stage_ends_with_one_line_and_no_model(tiny_processed, tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            schema.override(
+                committed_params(), {**SMALL, "train.optimizer": "sgd", "train.learning_rate": 1e30}
+            )
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", str(tiny_processed), "model.keras", "live"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("error: training diverged: the loss became ")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model.keras").exists()
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
@@ -150,10 +184,13 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(tiny_processed, tmp_path)
 
 def test_patience_zero_adds_no_callbacks(tmp_path):
     plain = make_params(**{"train.early_stopping_patience": 0, "train.reduce_lr_patience": 0})
-    assert [type(c).__name__ for c in make_callbacks(plain.train, live=None)] == ["DVCLiveCallback"]
+    assert [type(c).__name__ for c in make_callbacks(plain.train, live=None)] == [
+        "StopOnNonFiniteLoss",
+        "DVCLiveCallback",
+    ]
     both = make_params(**{"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2})
     names = [type(c).__name__ for c in make_callbacks(both.train, live=None)]
-    assert names == ["ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+    assert names == ["StopOnNonFiniteLoss", "ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
 
 
 def test_every_optimizer_the_schema_allows_is_built():
