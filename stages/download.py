@@ -21,6 +21,7 @@ import requests
 from tqdm import tqdm
 
 from stages.lib import cli, schema
+from stages.lib.atomic import atomic_folder
 from stages.lib.datasets import DATASETS, Dataset, IdxFile
 from stages.lib.errors import UserError
 
@@ -187,20 +188,12 @@ def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_optio
     """
     dataset = DATASETS[name]
     final = out_dir / name
-    for stale in out_dir.glob(f".{name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run: never trusted
-    staging = out_dir / f".{name}.partial-{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_folder(final) as staging:
         for expected in dataset.files:
             url = fetch_from_any(
                 sources(name, dataset, mirror), expected, staging / f"{expected.name}.gz", **fetch_options
             )
             print(f"verified {expected.name} from {url}")
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     # DVC keeps data/raw between runs (it is persistent): the previous dataset goes only now.
     for other in out_dir.iterdir():
         if other.is_dir() and other != final:

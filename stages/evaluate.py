@@ -97,8 +97,7 @@ def report(
         print(f"confused: {pair.class_a} <-> {pair.class_b}: {pair.count} ({pair.a_as_b} + {pair.b_as_a})")
     with atomic_path(metrics_dir / "confusion.csv") as temporary:
         pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}).to_csv(temporary, index=False)
-    with atomic_path(probabilities_path) as temporary:
-        np.save(temporary, probabilities, allow_pickle=False)
+    processed.save_array(probabilities_path, probabilities)
     # Written last: its presence means the stage finished.
     write_text(metrics_dir / "test.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

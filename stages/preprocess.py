@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.lib import cli, processed, schema
+from stages.lib.atomic import atomic_folder
 from stages.lib.datasets import DATASETS
 from stages.lib.errors import UserError
 from stages.lib.idx import read_dataset
@@ -79,15 +80,16 @@ def preprocess(
     train_index, val_index = stratified_split(train_labels, val_fraction, seed)
     if train_fraction < 1:
         train_index = train_subset(train_labels, train_index, train_fraction, seed, dataset.class_names)
-    # Split the uint8 images before converting: a quarter of the memory per copy.
-    for split, images, labels in (
-        ("train", train_images[train_index], train_labels[train_index]),
-        ("val", train_images[val_index], train_labels[val_index]),
-        ("test", test_images, test_labels),
-    ):
-        processed.save_split(out_dir, split, flatten_and_normalise(images), one_hot(labels, n_classes))
-        print(f"{split}: {len(labels)} samples")
-    processed.save_dataset_info(out_dir, dataset_name, dataset.class_names)
+    with atomic_folder(out_dir) as folder:  # whole or not at all: a full disk stops it midway
+        # Split the uint8 images before converting: a quarter of the memory per copy.
+        for split, images, labels in (
+            ("train", train_images[train_index], train_labels[train_index]),
+            ("val", train_images[val_index], train_labels[val_index]),
+            ("test", test_images, test_labels),
+        ):
+            processed.save_split(folder, split, flatten_and_normalise(images), one_hot(labels, n_classes))
+            print(f"{split}: {len(labels)} samples")
+        processed.save_dataset_info(folder, dataset_name, dataset.class_names)
 
 
 def main() -> None:

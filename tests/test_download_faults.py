@@ -163,9 +163,9 @@ def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
-        while not list((project / "data/raw").glob(".tiny.partial-*/*.gz")) and time.monotonic() < deadline:
+        while not list((project / "data/raw").glob(".tiny.tmp-*/*.gz")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert list((project / "data/raw").glob(".tiny.partial-*/*.gz")), "the download never started"
+        assert list((project / "data/raw").glob(".tiny.tmp-*/*.gz")), "the download never started"
         stalled.send_signal(signal.SIGKILL)
         stalled.wait()
         assert not (project / "data/raw/tiny").exists()  # only a staging folder, never trusted
