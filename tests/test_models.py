@@ -3,6 +3,7 @@ import typing
 import numpy as np
 import pytest
 
+from stages.lib import schema
 from stages.lib.errors import UserError
 from stages.lib.models import USES, build_model, load_model, with_probabilities
 from stages.lib.schema import ModelParams
@@ -159,6 +160,31 @@ def test_saved_model_returns_probabilities(tmp_path, model_type, from_logits):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_model(tmp_path / "absent.keras")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"model.type": "linear"},
+        {"model.type": "mlp", "model.hidden_units": [64, 32], "model.batch_norm": True},
+        {
+            "model.padding": "valid",
+            "model.kernel_size": 5,
+            "model.conv_filters": [8, 16],
+            "model.pool_size": 3,
+        },
+        {
+            "model.padding": "same",
+            "model.conv_filters": [4],
+            "model.batch_norm": True,
+            "model.hidden_units": [16],
+        },
+    ],
+    ids=["linear", "mlp-batch-norm", "cnn-valid", "cnn-same-batch-norm"],
+)
+def test_the_schema_counts_the_weights_keras_builds(changes):
+    """The memory bound of params.yaml rests on this count: it must be the model's own."""
+    assert schema.model_size(make_params(**changes).model, 10)[0] == build(**changes).count_params()
 
 
 def test_every_model_type_the_schema_allows_is_built():

@@ -131,6 +131,33 @@ def test_each_figure_stays_within_the_pixel_budget_in_combination():
     assert schema.parse(raw).plot.sample_grid == [10, 10]
 
 
+@pytest.mark.parametrize(
+    ("changes", "sizes"),
+    [
+        (
+            {"model.type": "mlp", "model.hidden_units": [100_000, 100_000]},
+            "model.hidden_units [100000, 100000]",
+        ),
+        ({"train.batch_size": 100_000}, "model.conv_filters [32, 64], model.hidden_units [128]"),  # the CNN's
+    ],
+    ids=["weights", "batch"],
+)
+def test_a_model_too_large_to_train_is_refused(changes, sizes):
+    """Layer widths and batch size are each unbounded alone; together they must fit in memory."""
+    with pytest.raises(UserError) as failure:
+        schema.parse(schema.override(DEFAULTS, changes))
+    message = str(failure.value)
+    model_type = changes.get("model.type", DEFAULTS["model"]["type"])
+    batch = changes.get("train.batch_size", DEFAULTS["train"]["batch_size"])
+    assert message.startswith(
+        f"params.yaml: model.type {model_type} with {sizes}, train.batch_size {batch}: training would take about "
+    )
+    assert message.endswith("more than 4 GB: use fewer or smaller layers, or a smaller batch")
+    assert schema.parse(
+        schema.override(DEFAULTS, {**changes, "train.batch_size": 32, "model.hidden_units": [4096]})
+    )
+
+
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_value_is_named_in_one_line(key, value, expected):
     with pytest.raises(UserError) as failure:

@@ -7,14 +7,14 @@ is generated from it: ``python -m stages.lib.schema > docs/parameters.md``.
 import copy
 import json
 import reprlib
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from stages.lib.datasets import DATASETS, IMAGE_SIDE
+from stages.lib.datasets import DATASETS, IMAGE_PIXELS, IMAGE_SIDE
 from stages.lib.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -97,16 +97,30 @@ class ModelParams(Section):
             return padding
         if not {"conv_filters", "kernel_size", "pool_size"} <= model.keys():
             return padding  # one of them is invalid, and named first
-        side, kernel = IMAGE_SIDE, model["kernel_size"]
-        for block in range(1, len(model["conv_filters"]) + 1):
-            side -= kernel - 1
+        kernel = model["kernel_size"]
+        sides = conv_sides(len(model["conv_filters"]), kernel, model["pool_size"], padding)
+        for block, (side, _) in enumerate(sides, start=1):
             if side < 1:
                 raise ValueError(
                     f"a {kernel}x{kernel} kernel leaves nothing of the {IMAGE_SIDE}x{IMAGE_SIDE} image in "
                     f"convolution block {block}; use padding same, a smaller kernel_size or fewer conv_filters"
                 )
-            side = -(-side // model["pool_size"])  # pooling pads: ceil
         return padding
+
+
+def conv_sides(blocks: int, kernel: int, pool: int, padding: str) -> Iterator[tuple[int, int]]:
+    """The side of each convolution block's output, before and after its (padded) pooling."""
+    side = IMAGE_SIDE
+    for _ in range(blocks):
+        side -= kernel - 1 if padding == "valid" else 0
+        yield side, -(-side // pool)  # pooling pads: ceil
+        side = -(-side // pool)
+
+
+# Each param bounds one size; together they bound training's memory: float32 weights with their
+# gradients and two optimizer moments, and a batch's layer outputs three times over (forward,
+# backward, the copies of pooling, dropout and batch normalisation).
+MAX_TRAINING_BYTES = 4 * 10**9
 
 
 class TrainParams(Section):
@@ -115,7 +129,11 @@ class TrainParams(Section):
     momentum: float = Field(
         ge=0, lt=1, description="momentum of `sgd` and `rmsprop`; `adam` ignores it with a note"
     )
-    batch_size: Positive = Field(description="samples per gradient step")
+    batch_size: Positive = Field(
+        description="samples per gradient step; with the model's layers, bounded so that training fits in "
+        f"about {MAX_TRAINING_BYTES // 10**9} GB (the model's weights, optimizer state and one batch's layer "
+        "outputs)"
+    )
     label_smoothing: float = Field(
         ge=0,
         lt=1,
@@ -212,9 +230,47 @@ class Params(Section):
 
 def parse(raw: object) -> Params:
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as error:
         raise UserError(f"{PARAMS_FILE}: {describe(error.errors()[0])}") from None
+    check_training_memory(params)
+    return params
+
+
+SIZED = {"linear": (), "mlp": ("hidden_units",), "cnn": ("conv_filters", "hidden_units")}  # a model's size
+
+
+def check_training_memory(params: Params) -> None:
+    """Layer widths and batch size are each unbounded alone; together they must fit in memory."""
+    weights, outputs = model_size(params.model, len(DATASETS[params.data.dataset].class_names))
+    needed = 4 * (4 * weights + 3 * outputs * params.train.batch_size)
+    if needed > MAX_TRAINING_BYTES:
+        sizes = [f"model.{key} {getattr(params.model, key)}" for key in SIZED[params.model.type]]
+        raise UserError(
+            f"{PARAMS_FILE}: model.type {params.model.type} with "
+            f"{', '.join([*sizes, f'train.batch_size {params.train.batch_size}'])}: "
+            f"training would take about {needed / 10**9:.0f} GB "
+            f"({weights / 10**6:.1f} million weights, {outputs:,} layer outputs a sample), more than "
+            f"{MAX_TRAINING_BYTES // 10**9} GB: use fewer or smaller layers, or a smaller batch"
+        )
+
+
+def model_size(model: ModelParams, classes: int) -> tuple[int, int]:
+    """The weights of the model the params describe (as Keras counts them), and its outputs a sample."""
+    weights = outputs = 0
+    width = IMAGE_PIXELS
+    if model.type == "cnn":
+        channels = 1
+        sides = conv_sides(len(model.conv_filters), model.kernel_size, model.pool_size, model.padding)
+        for filters, (side, pooled) in zip(model.conv_filters, sides, strict=True):
+            weights += (model.kernel_size**2 * channels + 1 + 4 * model.batch_norm) * filters
+            outputs += side * side * filters
+            channels, width = filters, pooled * pooled * filters
+    for units in model.hidden_units if model.type != "linear" else []:
+        weights += (width + 1 + 4 * model.batch_norm) * units
+        outputs += units
+        width = units
+    return weights + (width + 1) * classes, outputs + classes
 
 
 def describe(problem: dict) -> str:
