@@ -2,12 +2,14 @@
 
     python -m benchmarks.reliability slow-server --mirror ../shared/datasets [--drip 0.5] [--cap 400]
     python -m benchmarks.reliability large-image
+    python -m benchmarks.reliability training-memory
     python -m benchmarks.reliability ... --code DIR   # another checkout's stages, e.g. the code before a fix
 
 slow-server: `python -m stages.download` with `DATA_MIRROR` on a loopback server that sends
 MNIST a byte every `--drip` seconds (the official mirrors follow, unreachable offline).
 large-image: `python -m stages.predict` on a 13,000 x 13,000 PNG of about 30 KB, beside a
-28 x 28 one for the cost of the command itself. A run still going after `--cap` seconds is
+28 x 28 one for the cost of the command itself. training-memory: an epoch of the train stage
+(the default CNN) at batch 128 and 4096, beside the schema's estimate of what training holds. A run still going after `--cap` seconds is
 killed and reported as such. Prints one JSON object per run.
 """
 
@@ -22,13 +24,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from stages.lib import tensorflow_env
 
 tensorflow_env.configure()  # before the test helpers load TensorFlow, as tests/conftest.py does
 
-from tests.helpers import serve  # noqa: E402
+from tests.helpers import committed_params, serve  # noqa: E402
 from tests.test_download_faults import FaultyHandler  # noqa: E402
 from tests.test_predict import huge_png  # noqa: E402
 
@@ -101,11 +104,37 @@ def large_image(code: Path, cap: float, work: Path, env: dict) -> list[dict]:
     ]
 
 
+def training_memory(code: Path, cap: float, work: Path, env: dict) -> list[dict]:
+    """One epoch of the train stage at batch 128 and 4096 on random data: the schema's estimate is the difference."""
+    from stages.lib import processed, schema
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        labels = rng.integers(0, 10, 2 * 4096)
+        processed.save_split(
+            work,
+            split,
+            rng.random((len(labels), 784), dtype=np.float32),
+            np.eye(10, dtype=np.float32)[labels],
+        )
+    processed.save_dataset_info(work, "mnist", tuple("0123456789"))
+    runs = []
+    for batch in (128, 4096):
+        changes = {"epochs": 1, "train.batch_size": batch}
+        (work / "params.yaml").write_text(yaml.safe_dump(schema.override(committed_params(), changes)))
+        params = schema.parse(yaml.safe_load((work / "params.yaml").read_text()))
+        weights, outputs = schema.model_size(params.model, 10)
+        estimate = 4 * (4 * weights + 3 * outputs * batch) / 10**6
+        command = [sys.executable, "-m", "stages.train", ".", "model.keras", f"live{batch}"]
+        runs.append(measure(command, work, env, cap) | {"estimate_mb": round(estimate)})
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.reliability", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("case", choices=["slow-server", "large-image"])
+    parser.add_argument("case", choices=["slow-server", "large-image", "training-memory"])
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose stages run")
     parser.add_argument(
         "--mirror", type=Path, default=ROOT.parent / "shared/datasets", help="holds mnist/*.gz"
@@ -117,8 +146,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         if args.case == "slow-server":
             runs = [slow_server(args.code, args.mirror, args.drip, args.cap, Path(work), env)]
-        else:
+        elif args.case == "large-image":
             runs = large_image(args.code, args.cap, Path(work), env)
+        else:
+            runs = training_memory(args.code, args.cap, Path(work), env)
     for run in runs:
         print(json.dumps({"case": args.case, "code": str(args.code), **run}))
 
