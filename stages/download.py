@@ -195,10 +195,10 @@ def download_dataset(name: str, out_dir: Path, mirror: str | None, **fetch_optio
             )
             print(f"verified {expected.name} from {url}")
     # DVC keeps data/raw between runs (it is persistent): the previous dataset goes only now.
-    for other in out_dir.iterdir():
-        if other.is_dir() and other != final:
+    for other in set(out_dir.iterdir()) - {final}:
+        if other.is_dir():
             shutil.rmtree(other)
-        elif not other.is_dir():
+        else:
             other.unlink()
     return final
 
