@@ -14,6 +14,7 @@ import pandas as pd
 
 from stages.lib import cli, processed, schema, tensorflow_env
 from stages.lib.atomic import atomic_path, write_text
+from stages.lib.errors import UserError
 
 EPSILON = 1e-7  # as Keras clips probabilities in its crossentropy
 
@@ -79,6 +80,11 @@ def report(
     probabilities_path: Path,
 ) -> dict:
     """Score the test probabilities; write the metrics, the tables and the probabilities."""
+    if not np.isfinite(probabilities).all():  # no NaN reaches a metrics file, where strict JSON refuses it
+        raise UserError(
+            "the model's test probabilities hold NaN or infinite values: it diverged in training; "
+            "retrain it with a lower train.learning_rate"
+        )
     metrics = headline_metrics(probabilities, y_test)
     actual, predicted = y_test.argmax(axis=1), probabilities.argmax(axis=1)
     names = np.array(class_names)
@@ -91,8 +97,7 @@ def report(
         print(f"confused: {pair.class_a} <-> {pair.class_b}: {pair.count} ({pair.a_as_b} + {pair.b_as_a})")
     with atomic_path(metrics_dir / "confusion.csv") as temporary:
         pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}).to_csv(temporary, index=False)
-    with atomic_path(probabilities_path) as temporary:
-        np.save(temporary, probabilities, allow_pickle=False)
+    processed.save_array(probabilities_path, probabilities)
     # Written last: its presence means the stage finished.
     write_text(metrics_dir / "test.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from stages.lib import cli, processed, schema
-from stages.lib.atomic import atomic_path
+from stages.lib.atomic import atomic_folder, atomic_path
 from stages.lib.errors import UserError
 from stages.lib.figures import (
     confident_mistakes_figure,
@@ -72,8 +72,9 @@ def plot(
             x_test, test_labels, probabilities, class_names, params.mistake_grid
         ),
     }
-    for name, fig in figures.items():
-        save(fig, out_dir / name, params.dpi)
+    with atomic_folder(out_dir) as folder:  # the last run's figures stay until all the new ones are saved
+        for name, fig in figures.items():
+            save(fig, folder / name, params.dpi)
     return [out_dir / name for name in figures]
 
 

@@ -1,18 +1,21 @@
 """Classify your own images with the trained model: python -m stages.predict IMAGE...
 
-Each PNG or JPEG, of any size, is framed the way the training data is: grayscale,
-light strokes on a dark background (light-background photos are inverted, with a
-note), the object cropped, scaled so its longest side spans the dataset's object
-size and centred by its centre of mass in the dataset's image field. One line per image, or
-with ``--json`` one JSON object per line.
+Each PNG or JPEG of up to 50 megapixels is decoded as a person sees it (turned upright as
+its EXIF orientation says, transparent parts painted so the strokes stay visible, 16-bit
+levels scaled), then framed the way the training data is: grayscale, light strokes on a
+dark background (light-background photos are inverted, with a note), the object cropped,
+scaled so its longest side spans the dataset's object size and centred by its centre of
+mass in the dataset's image field. One line per image, or with ``--json`` one JSON object
+per line.
 """
 
 import json
+import stat
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.lib import cli, processed, tensorflow_env
 from stages.lib.datasets import DATASETS, IMAGE_PIXELS, IMAGE_SIDE
@@ -21,6 +24,14 @@ from stages.lib.errors import UserError
 FORMATS = {"PNG", "JPEG"}
 TOP = 3
 INK = 0.25  # a pixel is part of the object above this share of the brightest pixel
+# Checked from the header, before decoding: a 48-megapixel photo passes.
+MAX_PIXELS = 50_000_000
+# Larger images are averaged down to this side before framing: the object ends up 20 or 28
+# pixels wide anyway.
+WORKING_SIDE = 2048
+# The budget above replaces Pillow's own bomb check, which warns on stderr, then raises.
+Image.MAX_IMAGE_PIXELS = None
+HIGH_DEPTH = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}  # 16-bit (and wider) gray levels
 
 
 class ImageError(Exception):
@@ -28,22 +39,65 @@ class ImageError(Exception):
 
 
 def read_grayscale(path: Path) -> np.ndarray:
-    """The image as float32 gray levels in [0, 1]; only PNG and JPEG are decoded."""
+    """The image as a person sees it, as float32 gray levels in [0, 1]; only PNG and JPEG are decoded."""
+    check_regular_file(path)
     try:
         with Image.open(path) as image:
             if image.format not in FORMATS:
                 raise ImageError(f"not a PNG or JPEG image ({image.format})")
-            return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not an image") from None
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(
+                    f"too large: {image.width} x {image.height} pixels, more than {MAX_PIXELS // 10**6} "
+                    "megapixels: scale it down"
+                )
+            ImageOps.exif_transpose(image, in_place=True)  # upright, as phones mean it
+            return gray_levels(image)
     except PermissionError:
         raise ImageError("cannot read: permission denied") from None
     except UnidentifiedImageError:
         raise ImageError("not a PNG or JPEG image") from None
-    except (OSError, Image.DecompressionBombError) as error:
+    except OSError as error:
         raise ImageError(f"cannot decode: {error}") from None
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a file without opening it: opening a FIFO waits for a writer forever."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except PermissionError:
+        raise ImageError("cannot read: permission denied") from None
+    if stat.S_ISDIR(mode):
+        raise ImageError("is a directory, not an image")
+    if not stat.S_ISREG(mode):
+        raise ImageError("not a regular file (a pipe, socket or device), not an image")
+
+
+def gray_levels(image: Image.Image) -> np.ndarray:
+    """Gray levels in [0, 1]: 16-bit scaled by the range used, transparency composited."""
+    if image.mode in HIGH_DEPTH:
+        # Pillow's conversion to 8 bits clips at 255, which turns a 16-bit white page and its ink white.
+        levels = np.asarray(shrunk(image.convert("F")), dtype=np.float32)
+        low, high = levels.min(), levels.max()
+        return (levels - low) / (high - low) if high > low else np.zeros_like(levels)
+    if image.has_transparency_data:
+        return composited(np.asarray(shrunk(image.convert("RGBA").convert("LA")), dtype=np.float32) / 255.0)
+    return np.asarray(shrunk(image.convert("L")), dtype=np.float32) / 255.0
+
+
+def shrunk(image: Image.Image) -> Image.Image:
+    """At most WORKING_SIDE pixels a side, by averaging: the float copies of a photo stay small."""
+    factor = -(-max(image.size) // WORKING_SIDE)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def composited(gray_alpha: np.ndarray) -> np.ndarray:
+    """Transparent parts painted in the colour that keeps the strokes visible: white under dark ones."""
+    gray, alpha = gray_alpha[..., 0], gray_alpha[..., 1]
+    opaque = alpha.sum()
+    ink_is_dark = opaque > 0 and (gray * alpha).sum() / opaque < 0.5
+    return gray * alpha + float(ink_is_dark) * (1 - alpha)
 
 
 def background(gray: np.ndarray) -> float:
@@ -124,6 +178,21 @@ def answer(
         print(f"{path}: " + ", ".join(f"{p['class']} ({p['probability']:.1%})" for p in predictions))
 
 
+def model_dataset_info(model: Path) -> dict:
+    """The model's dataset and class names, from the dataset.json the train stage writes beside it."""
+    if not model.exists():
+        raise UserError(
+            f"{model}: not found (looked for from {Path.cwd()}: run from the project root, or give --model PATH)"
+        )
+    if not (model.parent / processed.DATASET_FILE).exists():
+        raise UserError(
+            f"{model.parent / processed.DATASET_FILE}: not found: the class names are read from "
+            f"{processed.DATASET_FILE} beside the model given with --model ({model}), where the train stage "
+            "writes it"
+        )
+    return processed.load_dataset_info(model.parent)
+
+
 def main() -> None:
     parser = cli.parser(__file__, __doc__)
     parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files")
@@ -131,7 +200,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
 
-    info = processed.load_dataset_info(args.model.parent)
+    info = model_dataset_info(args.model)
     if info["name"] not in DATASETS:
         raise UserError(f"{args.model}: trained on {info['name']!r}, which is not in the dataset registry")
     prepared, failures = prepare_all(args.images, DATASETS[info["name"]].object_size)

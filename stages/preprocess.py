@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.lib import cli, processed, schema
+from stages.lib.atomic import atomic_folder
 from stages.lib.datasets import DATASETS
 from stages.lib.errors import UserError
 from stages.lib.idx import read_dataset
@@ -46,6 +47,25 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     return train_index, val_index
 
 
+def train_subset(
+    labels: np.ndarray, train_index: np.ndarray, fraction: float, seed: int, class_names: tuple[str, ...]
+) -> np.ndarray:
+    """``train_index`` cut to ``fraction`` of each class; an error if a class would have no sample left."""
+    subset = train_index[stratified_sample(labels[train_index], fraction, seed)]
+    kept = np.bincount(labels[subset], minlength=len(class_names))
+    lost = [class_names[label] for label in np.flatnonzero(kept == 0)]
+    if lost:
+        # round() takes a class of n samples to none below a fraction of 0.5 / n (0.5 itself included).
+        counts = np.bincount(labels[train_index], minlength=len(class_names))
+        smallest = int(counts[counts > 0].min())
+        raise UserError(
+            f"data.train_fraction = {fraction} leaves no training samples of class{'es' if len(lost) > 1 else ''} "
+            f"{', '.join(lost)} (the smallest class has {smallest} samples before it); raise it to at least "
+            f"{(50 // smallest + 1) / 100}"
+        )
+    return subset
+
+
 def preprocess(
     raw_dir: Path,
     out_dir: Path,
@@ -59,18 +79,17 @@ def preprocess(
     (train_images, train_labels), (test_images, test_labels) = read_dataset(raw_dir / dataset_name, dataset)
     train_index, val_index = stratified_split(train_labels, val_fraction, seed)
     if train_fraction < 1:
-        train_index = train_index[stratified_sample(train_labels[train_index], train_fraction, seed)]
-        if len(train_index) == 0:
-            raise UserError(f"data.train_fraction = {train_fraction} leaves no training samples")
-    # Split the uint8 images before converting: a quarter of the memory per copy.
-    for split, images, labels in (
-        ("train", train_images[train_index], train_labels[train_index]),
-        ("val", train_images[val_index], train_labels[val_index]),
-        ("test", test_images, test_labels),
-    ):
-        processed.save_split(out_dir, split, flatten_and_normalise(images), one_hot(labels, n_classes))
-        print(f"{split}: {len(labels)} samples")
-    processed.save_dataset_info(out_dir, dataset_name, dataset.class_names)
+        train_index = train_subset(train_labels, train_index, train_fraction, seed, dataset.class_names)
+    with atomic_folder(out_dir) as folder:  # whole or not at all: a full disk stops it midway
+        # Split the uint8 images before converting: a quarter of the memory per copy.
+        for split, images, labels in (
+            ("train", train_images[train_index], train_labels[train_index]),
+            ("val", train_images[val_index], train_labels[val_index]),
+            ("test", test_images, test_labels),
+        ):
+            processed.save_split(folder, split, flatten_and_normalise(images), one_hot(labels, n_classes))
+            print(f"{split}: {len(labels)} samples")
+        processed.save_dataset_info(folder, dataset_name, dataset.class_names)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from dvclive import Live
 
 from stages.lib import cli, processed, schema, tensorflow_env
-from stages.lib.atomic import atomic_path, write_text
+from stages.lib.atomic import atomic_folder, atomic_path, write_text
 
 
 def main() -> None:
@@ -26,16 +26,18 @@ def main() -> None:
     from stages.lib.models import with_probabilities
     from stages.lib.training import train
 
-    with Live(str(args.live_dir), dvcyaml=None, save_dvc_exp=False) as live:
-        model, summary = train(params, args.data_dir, live)
-    # Replaces DVCLive's last-epoch values (the curves hold them): one number per name, and none
-    # named like a param, so `dvc metrics show` and `dvc exp show` stay readable.
-    write_text(args.live_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    with atomic_path(args.model_path) as temporary:
-        with_probabilities(model, params.model.from_logits).save(temporary)
-    # The class names travel with the model, for whoever uses it next (stages.predict).
-    info = processed.load_dataset_info(args.data_dir)
-    processed.save_dataset_info(args.model_path.parent, info["name"], info["class_names"])
+    # The curves appear whole, with the model, or not at all: an interrupted run leaves none.
+    with atomic_folder(args.live_dir) as live_dir:
+        with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+            model, summary = train(params, args.data_dir, live)
+        # Replaces DVCLive's last-epoch values (the curves hold them): one number per name, and none
+        # named like a param, so `dvc metrics show` and `dvc exp show` stay readable.
+        write_text(live_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+        with atomic_path(args.model_path) as temporary:
+            with_probabilities(model, params.model.from_logits).save(temporary)
+        # The class names travel with the model, for whoever uses it next (stages.predict).
+        info = processed.load_dataset_info(args.data_dir)
+        processed.save_dataset_info(args.model_path.parent, info["name"], info["class_names"])
     print(", ".join(f"{name} {value}" for name, value in summary.items()))
 
 

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
+from experiments import catalogue
 from stages.lib import datasets, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +28,13 @@ def committed_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+# Plain Keras (the catalogue's `mlp-small`): tests turn on what they check, whatever the defaults.
+PLAIN = catalogue.load()["mlp-small"]
+
+
 def make_params(**changes) -> schema.Params:
-    """The committed params with some dotted keys changed: make_params(**{"model.type": "linear"})."""
-    return schema.parse(schema.override(committed_params(), changes))
+    """Plain params with some dotted keys changed: make_params(**{"model.type": "linear"})."""
+    return schema.parse(schema.override(committed_params(), PLAIN | changes))
 
 
 def copy_project(destination: Path, **changes) -> None:
@@ -79,6 +86,22 @@ def serve(directory: Path, handler_class=QuietHandler):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+@contextmanager
+def tmpfs(directory: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A real file system of ``size`` (e.g. "1m") at ``directory``; mounting needs root, else the test is skipped."""
+    directory.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)], capture_output=True, text=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
 
 
 def dvc_env(mirror_url: str) -> dict:

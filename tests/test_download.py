@@ -41,6 +41,19 @@ def test_downloads_over_http_and_verifies(tiny_registered, http_mirror, tmp_path
     assert [p.name for p in (tmp_path / "raw").iterdir()] == ["tiny"]  # no staging left behind
 
 
+def test_the_folder_holds_the_new_dataset_alone_or_stays_as_it_was(tiny_registered, http_mirror, tmp_path):
+    """data/raw persists between DVC runs: a failure keeps the last dataset, a success replaces it."""
+    raw = tmp_path / "raw"
+    (raw / "mnist").mkdir(parents=True)
+    (raw / "mnist/train-images-idx3-ubyte.gz").write_bytes(b"the last good download")
+    with pytest.raises(UserError):
+        download.download_dataset("tiny", raw, "http://127.0.0.1:9", attempts=1)
+    assert [p.name for p in raw.iterdir()] == ["mnist"]
+    assert (raw / "mnist/train-images-idx3-ubyte.gz").read_bytes() == b"the last good download"
+    download.download_dataset("tiny", raw, http_mirror)
+    assert [p.name for p in raw.iterdir()] == ["tiny"]
+
+
 @pytest.mark.parametrize("form", ["directory", "file-url"])
 def test_local_mirror_forms(tiny_registered, tmp_path, form):
     root, _ = tiny_registered

@@ -21,11 +21,14 @@ STALL_SECONDS = 3  # the server's stall; the client gives up after READ_TIMEOUT
 class FaultyHandler(http.server.SimpleHTTPRequestHandler):
     """/<fault>/<file>: misbehave as <fault> says; /good/<file>: serve the real file."""
 
+    dataset = "tiny"  # the folder under the served directory that holds the files
+    drip_seconds = 0.01  # /drip/: the pause between bytes, never long enough for a read timeout
+
     def log_message(self, *args):
         pass
 
     def real_file(self) -> bytes:
-        return (Path(self.directory) / "tiny" / Path(self.path).name).read_bytes()
+        return (Path(self.directory) / self.dataset / Path(self.path).name).read_bytes()
 
     def send(self, status: int, body: bytes, length: int | None = None, content_type="application/gzip"):
         self.send_response(status)
@@ -35,46 +38,68 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        fault = self.path.split("/")[1]
-        if fault == "good":
-            self.send(200, self.real_file())
-        elif fault == "missing":
-            self.send_error(404)
-        elif fault == "server-error":
-            self.send_error(500)
-        elif fault == "stall":
-            body = self.real_file()
-            self.send(200, body[: len(body) // 2], length=len(body))
-            self.wfile.flush()
-            time.sleep(STALL_SECONDS)
-        elif fault == "truncated":
-            body = self.real_file()
-            self.send(200, body[: len(body) // 2], length=len(body))
-        elif fault == "not-gzip":
-            self.send(200, gzip.decompress(self.real_file()))
-        elif fault == "wrong-content":
-            content = bytearray(gzip.decompress(self.real_file()))
-            content[-1] ^= 0xFF
-            self.send(200, gzip.compress(bytes(content)))
-        elif fault == "html-200":
-            self.send(200, b"<!doctype html><title>Oops</title>Service unavailable", content_type="text/html")
-        elif fault == "redirect-loop":
-            self.send_response(302)
-            self.send_header("Location", self.path)
-            self.end_headers()
+        getattr(self, self.path.split("/")[1].replace("-", "_"))()
+
+    def good(self):
+        self.send(200, self.real_file())
+
+    def missing(self):
+        self.send_error(404)
+
+    def server_error(self):
+        self.send_error(500)
+
+    def stall(self):
+        body = self.real_file()
+        self.send(200, body[: len(body) // 2], length=len(body))
+        self.wfile.flush()
+        time.sleep(STALL_SECONDS)
+
+    def drip(self):
+        body = self.real_file()
+        self.send(200, b"", length=len(body))
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(self.drip_seconds)
+        except OSError:
+            pass  # the client gave up
+
+    def truncated(self):
+        body = self.real_file()
+        self.send(200, body[: len(body) // 2], length=len(body))
+
+    def not_gzip(self):
+        self.send(200, gzip.decompress(self.real_file()))
+
+    def wrong_content(self):
+        content = bytearray(gzip.decompress(self.real_file()))
+        content[-1] ^= 0xFF
+        self.send(200, gzip.compress(bytes(content)))
+
+    def html_200(self):
+        self.send(200, b"<!doctype html><title>Oops</title>Service unavailable", content_type="text/html")
+
+    def redirect_loop(self):
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.end_headers()
 
 
 FAULTS = {
     "missing": "HTTP 404",
     "server-error": "HTTP 500",
     "stall": "transfer interrupted (ConnectionError: Read timed out.)",
+    "drip": "too slow: not complete within 3 s (",
     "truncated": "transfer interrupted (ChunkedEncodingError: Connection broken: IncompleteRead(",
     "not-gzip": "not a valid gzip file",
     "wrong-content": "SHA-256",
     "html-200": "not a valid gzip file",
     "redirect-loop": "too many redirects",
 }
-FAST = {"timeout": (2.0, 0.5), "attempts": 1}
+# The deadline: 2.5 s to connect and start, plus the content at 1 MB/s (0.3 s for the tiny images).
+FAST = {"timeout": (2.0, 0.5), "attempts": 1, "min_throughput": 1e6}
 
 
 @pytest.fixture
@@ -138,9 +163,9 @@ def test_killed_download_leaves_nothing_a_rerun_trusts(tiny_mirror, tmp_path):
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
-        while not list((project / "data/raw").glob(".tiny.partial-*/*.gz")) and time.monotonic() < deadline:
+        while not list((project / "data/raw").glob(".tiny.tmp-*/*.gz")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert list((project / "data/raw").glob(".tiny.partial-*/*.gz")), "the download never started"
+        assert list((project / "data/raw").glob(".tiny.tmp-*/*.gz")), "the download never started"
         stalled.send_signal(signal.SIGKILL)
         stalled.wait()
         assert not (project / "data/raw/tiny").exists()  # only a staging folder, never trusted

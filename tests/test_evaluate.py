@@ -10,6 +10,7 @@ import pytest
 
 from stages.evaluate import confused_pairs, headline_metrics, per_class_report, report
 from stages.lib import processed, tensorflow_env
+from stages.lib.errors import UserError
 from stages.lib.models import build_model, predict
 from tests.helpers import ROOT, make_params
 from tests.tiny_dataset import CLASS_NAMES
@@ -62,6 +63,13 @@ def test_report_writes_metrics_tables_and_probabilities(tiny_processed, tmp_path
     confused = pd.read_csv(tmp_path / "metrics/confused_pairs.csv")
     # Four classes make at most six pairs, all listed: together they hold every mistake.
     assert confused["count"].sum() == (pairs["actual"] != pairs["predicted"]).sum()
+
+
+def test_non_finite_probabilities_are_refused_and_nothing_written(tmp_path):
+    probabilities = np.full((4, 2), np.nan, dtype=np.float32)  # what a diverged model returns
+    with pytest.raises(UserError, match=r"^the model's test probabilities hold NaN or infinite values"):
+        report(probabilities, np.eye(2)[[0, 1, 0, 1]], ["a", "b"], tmp_path / "metrics", tmp_path / "p.npy")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_confused_pairs_count_both_directions_by_hand():

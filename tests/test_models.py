@@ -3,6 +3,7 @@ import typing
 import numpy as np
 import pytest
 
+from stages.lib import schema
 from stages.lib.errors import UserError
 from stages.lib.models import USES, build_model, load_model, with_probabilities
 from stages.lib.schema import ModelParams
@@ -57,7 +58,7 @@ def test_mlp_notes_the_convolution_params_it_ignores(capsys):
 
 
 def test_batch_norm_after_each_hidden_layer():
-    model = build_mlp(**{"model.hidden_units": [64, 32], "model.batch_norm": True})
+    model = build_mlp(**{"model.hidden_units": [64, 32], "model.batch_norm": True, "model.dropout": 0.3})
     assert layer_types(model) == [
         "Dense",
         "BatchNormalization",
@@ -161,6 +162,31 @@ def test_missing_model_is_a_clear_error(tmp_path):
         load_model(tmp_path / "absent.keras")
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"model.type": "linear"},
+        {"model.type": "mlp", "model.hidden_units": [64, 32], "model.batch_norm": True},
+        {
+            "model.padding": "valid",
+            "model.kernel_size": 5,
+            "model.conv_filters": [8, 16],
+            "model.pool_size": 3,
+        },
+        {
+            "model.padding": "same",
+            "model.conv_filters": [4],
+            "model.batch_norm": True,
+            "model.hidden_units": [16],
+        },
+    ],
+    ids=["linear", "mlp-batch-norm", "cnn-valid", "cnn-same-batch-norm"],
+)
+def test_the_schema_counts_the_weights_keras_builds(changes):
+    """The memory bound of params.yaml rests on this count: it must be the model's own."""
+    assert schema.model_size(make_params(**changes).model, 10)[0] == build(**changes).count_params()
+
+
 def test_every_model_type_the_schema_allows_is_built():
     allowed = typing.get_args(ModelParams.model_fields["type"].annotation)
     assert set(USES) == set(allowed)
@@ -180,19 +206,32 @@ def test_deep_cnn_never_pools_to_nothing():
     assert flatten.output.shape[1:] == (4,)  # 28 -> 7 -> 2 -> 1 -> 1 -> 1: a 1x1x4 map
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [(b"not a zip", "not a loadable .keras model"), (b"PK\x03\x04broken", "not a loadable .keras model")],
-)
-def test_corrupt_model_file_is_one_clear_error(tmp_path, content, message):
+def saved_model_bytes(tmp_path) -> bytes:
+    build(**{"model.type": "linear"}).save(tmp_path / "saved.keras")
+    return (tmp_path / "saved.keras").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["not-a-zip", "zip-header-only", "truncated"])
+def test_corrupt_model_file_is_one_clear_error_that_is_not_file_not_found(tmp_path, damage):
+    """It used to say "File not found" about a file that exists."""
+    content = {
+        "not-a-zip": b"not a zip",
+        "zip-header-only": b"PK\x03\x04broken",
+        "truncated": saved_model_bytes(tmp_path)[:-100],  # a copy cut short
+    }[damage]
     path = tmp_path / "model.keras"
     path.write_bytes(content)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError) as failure:
         load_model(path)
+    assert str(failure.value) == (
+        f"{path}: corrupt: not the zip archive a .keras model is (cut short or overwritten?); "
+        f"`dvc checkout {path}` or the train stage restores it"
+    )
 
 
 def test_kernel_size_per_block_and_pooling_before_the_activation():
     changes = {"model.type": "cnn", "model.kernel_size": [5, 3], "model.pool_before_activation": True}
+    changes |= {"model.padding": "valid"}
     model = build(**changes, **{"model.conv_filters": [24, 32], "model.dropout": 0.0})
     assert layer_types(model)[:8] == [
         "Reshape",

@@ -74,6 +74,10 @@ BAD = [
     ("model.from_logits", "yes", "model.from_logits = 'yes': Input should be a valid boolean"),
     ("train.optimizer", "adamw", "train.optimizer = 'adamw': Input should be 'adam', 'rmsprop' or 'sgd'"),
     ("train.learning_rate", 0, "train.learning_rate = 0: Input should be greater than 0"),
+    ("train.learning_rate", float("inf"), "train.learning_rate = inf: Input should be a finite number"),
+    ("train.learning_rate", float("nan"), "train.learning_rate = nan: Input should be a finite number"),
+    ("train.momentum", float("nan"), "train.momentum = nan: Input should be a finite number"),
+    ("data.train_fraction", float("-inf"), "data.train_fraction = -inf: Input should be a finite number"),
     ("train.learning_rate", -0.001, "train.learning_rate = -0.001"),
     ("train.batch_size", 0, "train.batch_size = 0"),
     ("train.momentum", 1.0, "train.momentum = 1.0: Input should be less than 1"),
@@ -87,6 +91,12 @@ BAD = [
     ("plot.sample_grid", [4], "plot.sample_grid = [4]: List should have at least 2 items"),
     ("plot.prediction_grid", [5, 0], "plot.prediction_grid.1 = 0"),
     ("plot.dpi", 10, "plot.dpi = 10: Input should be greater than or equal to 50"),
+    (
+        "plot.sample_grid",
+        [40, 40],
+        "plot.sample_grid = [40, 40]: 1600 panels, more than the 100 a figure holds",
+    ),
+    ("data.dataset", "x" * 10**6, "data.dataset = 'xxxxxxxx"),  # the value is cut short, see below
     ("plot", DELETE, "plot is missing"),
     (
         "model.kernel_size",
@@ -139,6 +149,55 @@ def test_valid_padding_must_leave_the_image_a_pixel():
     assert schema.parse(raw).model.type == "mlp"
 
 
+def test_each_figure_stays_within_the_pixel_budget_in_combination():
+    raw = with_change("plot.dpi", 600)
+    assert schema.parse(raw).plot.dpi == 600  # the default grids at the highest resolution
+    raw["plot"]["sample_grid"] = [10, 10]  # 100 panels and 600 dpi: each allowed alone
+    with pytest.raises(UserError) as failure:
+        schema.parse(raw)
+    assert str(failure.value) == (
+        "params.yaml: plot.dpi = 600: with plot.sample_grid [10, 10], a figure of 9600 x 10800 pixels "
+        "(104 megapixels, more than 50): lower plot.dpi or the grid"
+    )
+    raw["plot"]["dpi"] = 400  # 6400 x 7200
+    assert schema.parse(raw).plot.sample_grid == [10, 10]
+
+
+@pytest.mark.parametrize(
+    ("changes", "sizes"),
+    [
+        (
+            {"model.type": "mlp", "model.hidden_units": [100_000, 100_000]},
+            "model.hidden_units [100000, 100000]",
+        ),
+        (
+            {
+                "model.type": "cnn",
+                "model.conv_filters": [32, 64],
+                "model.hidden_units": [128],
+                "train.batch_size": 100_000,
+            },
+            "model.conv_filters [32, 64], model.hidden_units [128]",
+        ),
+    ],
+    ids=["weights", "batch"],
+)
+def test_a_model_too_large_to_train_is_refused(changes, sizes):
+    """Layer widths and batch size are each unbounded alone; together they must fit in memory."""
+    with pytest.raises(UserError) as failure:
+        schema.parse(schema.override(DEFAULTS, changes))
+    message = str(failure.value)
+    model_type = changes.get("model.type", DEFAULTS["model"]["type"])
+    batch = changes.get("train.batch_size", DEFAULTS["train"]["batch_size"])
+    assert message.startswith(
+        f"params.yaml: model.type {model_type} with {sizes}, train.batch_size {batch}: training would take about "
+    )
+    assert message.endswith("more than 4 GB: use fewer or smaller layers, or a smaller batch")
+    assert schema.parse(
+        schema.override(DEFAULTS, {**changes, "train.batch_size": 32, "model.hidden_units": [4096]})
+    )
+
+
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_value_is_named_in_one_line(key, value, expected):
     with pytest.raises(UserError) as failure:
@@ -146,7 +205,7 @@ def test_bad_value_is_named_in_one_line(key, value, expected):
     message = str(failure.value)
     assert message.startswith("params.yaml: ")
     assert expected in message
-    assert "\n" not in message
+    assert "\n" not in message and len(message) < 300
 
 
 def test_flips_are_allowed_where_the_registry_says_a_mirror_keeps_the_class():
@@ -176,6 +235,57 @@ def test_unparseable_yaml_is_one_line(tmp_path):
     with pytest.raises(UserError, match=r"params.yaml is not valid YAML") as failure:
         schema.load(path)
     assert "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "seed: 1\nepochs: [1\n",
+            "params.yaml is not valid YAML: line 3, column 1: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            "seed: 1\ntrain:\n  lr: 1\n  lr: 2\n",
+            "params.yaml is not valid YAML: line 4, column 3: duplicate key lr",
+        ),
+        (
+            "seed: 1\nepochs: 3\nepochs: 4\n",
+            "params.yaml is not valid YAML: line 3, column 1: duplicate key epochs",
+        ),
+        (
+            "seed: 1\n# caf\xe9\n".encode("latin-1"),
+            "params.yaml is not UTF-8 text: byte 0xe9 on line 2; save it as UTF-8",
+        ),
+    ],
+    ids=["syntax-error", "duplicate-nested-key", "duplicate-key", "latin-1"],
+)
+def test_yaml_problems_are_located_in_one_line(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UserError) as failure:
+        schema.load(path)
+    assert str(failure.value) == message.replace("params.yaml", str(path))
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A YAML flow list whose last item stands for 9**levels strings, through nested aliases."""
+    items = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    items += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return f"[{', '.join(items)}]"
+
+
+def test_an_alias_bomb_on_a_known_key_is_named_briefly(tmp_path):
+    """387 million values behind one key: the message shows a few of them, and nothing expands them."""
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("dataset: mnist", f"dataset: {alias_bomb()}"))
+    with pytest.raises(UserError) as failure:
+        schema.load(path)
+    message = str(failure.value)
+    assert message.startswith(
+        "params.yaml: data.dataset = [['x', 'x', 'x', 'x', 'x', 'x', ...], [[...], [...],"
+    )
+    assert message.endswith("...: Input should be a valid string")
+    assert len(message) < 200
 
 
 def test_stage_exits_non_zero_with_one_line_and_no_traceback(tmp_path):

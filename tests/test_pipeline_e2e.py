@@ -175,3 +175,23 @@ def test_interrupted_training_recovers_with_the_same_metrics(fresh_project, sign
     assert "train" in stages_run(recovered)
     assert (root / "metrics/test.json").read_text() == uninterrupted
     assert "Data and pipelines are up to date" in run(["dvc", "status"], root, env)
+
+
+def test_failed_download_under_dvc_keeps_the_last_good_data(fresh_project):
+    """DVC removes a stage's outputs before running it; data/raw is persistent, so a failed download loses nothing."""
+    root, env = fresh_project
+    run(["dvc", "repro", "download"], root, env)
+    downloaded = {path.name: path.read_bytes() for path in (root / "data/raw/tiny").iterdir()}
+
+    failed = subprocess.run(
+        ["dvc", "repro", "--force", "--single-item", "download"],
+        cwd=root,
+        env=env | {"DATA_MIRROR": "http://127.0.0.1:9"},  # nothing listens there
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode != 0
+    assert "error: could not get a valid train-images-idx3-ubyte.gz from any source" in failed.stderr
+    assert sorted(path.name for path in (root / "data/raw").iterdir()) == ["tiny"]
+    assert {path.name: path.read_bytes() for path in (root / "data/raw/tiny").iterdir()} == downloaded
+    assert "Data and pipelines are up to date" in run(["dvc", "status", "download"], root, env)

@@ -5,7 +5,7 @@ from PIL import Image
 
 from stages.lib.figures import confusion_counts, pick_examples
 from stages.plot import plot
-from tests.helpers import make_params
+from tests.helpers import make_params, tmpfs
 from tests.tiny_dataset import CLASS_NAMES
 
 
@@ -36,7 +36,9 @@ def live_dir(tmp_path):
     return tmp_path / "live"
 
 
-def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
+@pytest.fixture
+def metrics(tmp_path):
+    """Evaluate's outputs the plot stage reads: test probabilities (p.npy beside it) and the tables."""
     probabilities = np.random.default_rng(0).dirichlet(np.ones(len(CLASS_NAMES)), size=100).astype(np.float32)
     np.save(tmp_path / "p.npy", probabilities)
     metrics = tmp_path / "metrics"
@@ -47,6 +49,10 @@ def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
     pd.DataFrame([{"class": name, **scores} for name in CLASS_NAMES]).to_csv(
         metrics / "per_class.csv", index=False
     )
+    return metrics
+
+
+def test_plot_writes_every_png(tiny_processed, live_dir, metrics, tmp_path):
     params = make_params(**{"plot.dpi": 60}).plot
     written = plot(tiny_processed, tmp_path / "p.npy", live_dir, metrics, tmp_path / "out", params)
     assert [p.name for p in written] == [
@@ -61,6 +67,18 @@ def test_plot_writes_every_png(tiny_processed, live_dir, tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 200
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
+
+
+def test_full_disk_keeps_the_previous_figures(tiny_processed, live_dir, metrics, tmp_path):
+    """The folder is replaced whole: the last run's figures stay until the new ones are all written."""
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        (disk / "plots").mkdir()
+        (disk / "plots/samples.png").write_bytes(b"the last run's figure")
+        with pytest.raises(OSError) as failure:
+            plot(tiny_processed, tmp_path / "p.npy", live_dir, metrics, disk / "plots", make_params().plot)
+        left = {str(path.relative_to(disk)): path.read_bytes() for path in disk.rglob("*") if path.is_file()}
+    assert failure.value.filename == str(disk / "plots")
+    assert left == {"plots/samples.png": b"the last run's figure"}
 
 
 def test_missing_inputs_are_a_clear_error(tiny_processed, live_dir, tmp_path):

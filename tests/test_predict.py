@@ -1,12 +1,14 @@
 """stages.predict on real image files: framing, inversion, bad files and the JSON output."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from stages.lib import processed
 from stages.predict import ImageError, frame, prepare, to_dark_background, top_classes
@@ -59,6 +61,80 @@ def test_bad_files_are_refused(tmp_path, name, content, message):
 def test_other_image_formats_are_refused(tmp_path):
     path = save(np.zeros((28, 28)), tmp_path / "image.gif")
     with pytest.raises(ImageError, match=r"not a PNG or JPEG image \(GIF\)"):
+        prepare(path, 20)
+
+
+def glyph() -> np.ndarray:
+    """An upright "L" in [0, 1] (1: ink) with margins: asymmetric, so a turn on its side shows."""
+    ink = np.zeros((120, 90), np.float32)
+    ink[15:105, 20:35] = 1  # stem
+    ink[90:105, 20:70] = 1  # foot
+    return ink
+
+
+def similarity(path_a, path_b) -> float:
+    """Correlation of two images as predict frames them: 1 for the same framed input."""
+    return float(np.corrcoef(prepare(path_a, 20)[0], prepare(path_b, 20)[0])[0, 1])
+
+
+def test_16_bit_scan_is_scaled_by_its_range_not_clipped(tmp_path):
+    paper = 1 - 0.85 * glyph()  # dark ink on white paper
+    Image.fromarray((paper * 65535).astype(np.uint16)).save(tmp_path / "scan16.png")
+    with Image.open(tmp_path / "scan16.png") as image:
+        assert image.mode == "I;16"
+    save(paper * 255, tmp_path / "scan8.png")
+    assert prepare(tmp_path / "scan16.png", 20)[1]  # a light background, inverted as the 8-bit copy is
+    assert similarity(tmp_path / "scan16.png", tmp_path / "scan8.png") > 0.99
+
+
+def transparent(ink: int, mode: str) -> Image.Image:
+    """The glyph's strokes in gray level ``ink`` on a fully transparent background."""
+    if mode == "P":  # a palette, index 0 marked transparent
+        image = Image.fromarray(glyph().astype(np.uint8), "P")
+        image.putpalette([0, 0, 0, ink, ink, ink])
+        image.info["transparency"] = 0
+        return image
+    rgba = np.zeros((*glyph().shape, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = ink, glyph() * 255
+    return Image.fromarray(rgba).convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+@pytest.mark.parametrize("ink", [0, 255], ids=["dark-strokes", "light-strokes"])
+def test_strokes_on_a_transparent_background_stay_visible(tmp_path, mode, ink):
+    transparent(ink, mode).save(tmp_path / "strokes.png")
+    save(glyph() * 255, tmp_path / "reference.png")  # the same strokes, light on black
+    assert similarity(tmp_path / "strokes.png", tmp_path / "reference.png") > 0.99
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    upright = Image.fromarray(((1 - 0.85 * glyph()) * 255).astype(np.uint8))
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # as phones store it: turn 90 degrees clockwise to view
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    assert similarity(tmp_path / "phone.jpg", tmp_path / "upright.jpg") > 0.98
+
+
+def huge_png(path):
+    """A 13,000 x 13,000 page, white with a black square: 169 megapixels in a file of about 30 KB."""
+    page = Image.new("1", (13_000, 13_000), 1)
+    page.paste(0, (6000, 6000, 7000, 7000))
+    page.save(path)
+    return path
+
+
+def test_too_many_pixels_are_refused_from_the_header(tmp_path):
+    with pytest.raises(ImageError, match=r"^too large: 13000 x 13000 pixels, more than 50 megapixels"):
+        prepare(huge_png(tmp_path / "huge.png"), 20)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_what_is_not_a_regular_file_is_refused_unopened(tmp_path, kind):
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "pipe.png"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    with pytest.raises(ImageError, match=r"^not a regular file"):
         prepare(path, 20)
 
 
@@ -164,3 +240,45 @@ def test_only_bad_files_still_answers_each(trained_model, tmp_path):
     result = predict(trained_model, tmp_path / "a.png", tmp_path / "b.jpg", json_output=True)
     assert result.returncode == 1
     assert [json.loads(line)["error"] for line in result.stdout.splitlines()] == ["file not found"] * 2
+
+
+def test_unsafe_and_unreadable_files_are_refused_one_by_one(trained_model, tmp_path):
+    """A decompression bomb and a FIFO each get their error line; the good image is still answered."""
+    huge, fifo = huge_png(tmp_path / "huge.png"), tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    good = save(draw(3, (60, 60), np.random.default_rng(3)), tmp_path / "good.png")
+    result = predict(trained_model, huge, fifo, good, json_output=True)
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["error"].startswith("too large: 13000 x 13000 pixels")
+    assert lines[1]["error"].startswith("not a regular file")
+    assert lines[2]["predictions"][0]["class"] == "ring"
+    assert "Warning" not in result.stderr  # no raw DecompressionBombWarning
+
+
+def test_model_folder_is_named_when_dataset_json_is_missing(trained_model, tmp_path):
+    """Run from another directory: the messages say where the model and its dataset.json were looked for."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.predict", str(trained_model)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: models/model.keras: not found (looked for from {tmp_path}: run from the project root, or "
+        "give --model PATH)"
+    ]
+    lonely = tmp_path / "elsewhere" / "model.keras"
+    lonely.parent.mkdir()
+    lonely.write_bytes(trained_model.read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.predict", "--model", str(lonely), str(trained_model)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {lonely.parent}/dataset.json: not found: the class names are read from dataset.json beside "
+        f"the model given with --model ({lonely}), where the train stage writes it"
+    ]

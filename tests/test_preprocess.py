@@ -5,7 +5,7 @@ import pytest
 
 from stages.lib import processed
 from stages.lib.errors import UserError
-from stages.preprocess import flatten_and_normalise, one_hot, preprocess, stratified_split
+from stages.preprocess import flatten_and_normalise, one_hot, preprocess, stratified_split, train_subset
 from tests.tiny_dataset import CLASS_NAMES
 
 
@@ -93,3 +93,16 @@ def test_train_fraction_extremes(tiny_registered, tmp_path, fraction):
     else:
         preprocess(root, tmp_path, "tiny", 0.25, seed=0, train_fraction=fraction)
         assert len(processed.load_split(tmp_path, "train")[0]) == 300  # all of it, rounded
+
+
+def test_train_fraction_that_loses_a_class_names_it(tmp_path):
+    """A rare class rounds down to no training samples at a fraction the others survive."""
+    labels = np.repeat(np.arange(4), [100, 100, 3, 100])
+    train_index, _ = stratified_split(labels, 0.1, seed=0)
+    with pytest.raises(UserError) as failure:
+        train_subset(labels, train_index, 0.1, 0, CLASS_NAMES)
+    assert str(failure.value) == (
+        "data.train_fraction = 0.1 leaves no training samples of class south (the smallest class has 3 samples "
+        "before it); raise it to at least 0.17"
+    )
+    assert len(train_subset(labels, train_index, 0.17, 0, CLASS_NAMES)) == 15 * 3 + 1  # 90 * 0.17, 3 * 0.17

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,9 +10,10 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from dvclive import Live
 
-from stages.lib import processed, tensorflow_env
+from stages.lib import processed, schema, tensorflow_env
 from stages.lib.errors import UserError
 from stages.lib.schema import TrainParams
 from stages.lib.training import (
@@ -23,7 +25,7 @@ from stages.lib.training import (
     train,
     use_xla,
 )
-from tests.helpers import NO_SCHEDULE, ROOT, cpu_only, gpu_only, make_params
+from tests.helpers import NO_SCHEDULE, ROOT, committed_params, cpu_only, gpu_only, make_params
 
 # Small and plain: each test turns on what it checks. No XLA (its compiling costs seconds per
 # fit) but where a test says so: `jit_compile: auto`, as the stage runs a dense model.
@@ -71,6 +73,38 @@ def test_training_learns_and_logs_curves(tiny_processed, tmp_path):
     assert loss[-1] < loss[0]
     logged = json.loads((tmp_path / "live/metrics.json").read_text())
     assert logged["eval"]["accuracy"] == pytest.approx(val_accuracy[-1])
+
+
+def test_a_loss_that_blows_up_stops_training_at_once(tiny_processed, tmp_path):
+    """A finite but absurd learning rate: the first non-finite loss ends the run, nothing NaN is logged."""
+    with pytest.raises(UserError) as failure:
+        fit(tiny_processed, tmp_path / "live", **{"train.optimizer": "sgd", "train.learning_rate": 1e30})
+    assert re.fullmatch(
+        r"training diverged: the loss became (nan|inf) in epoch 1; lower train\.learning_rate \(now 1e\+30\)",
+        str(failure.value),
+    )
+    logged = [path.read_text() for path in (tmp_path / "live").rglob("*") if path.is_file()]
+    assert not any(word in text.lower() for text in logged for word in ("nan", "inf"))
+
+
+def test_diverging_train_stage_ends_with_one_line_and_no_model(tiny_processed, tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            schema.override(
+                committed_params(), {**SMALL, "train.optimizer": "sgd", "train.learning_rate": 1e30}
+            )
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", str(tiny_processed), "model.keras", "live"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("error: training diverged: the loss became ")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model.keras").exists()
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
@@ -155,11 +189,18 @@ def test_callbacks_follow_the_schedule_and_patience():
     def names(**changes):
         return [type(c).__name__ for c in make_callbacks(make_params(**changes).train, live=None)]
 
-    assert names(**NO_SCHEDULE) == ["ElapsedAndRate", "DVCLiveCallback"]
+    assert names(**NO_SCHEDULE) == ["StopOnNonFiniteLoss", "ElapsedAndRate", "DVCLiveCallback"]
     both = {"train.early_stopping_patience": 3, "train.reduce_lr_patience": 2}
-    assert names(**both) == ["ElapsedAndRate", "ReduceLROnPlateau", "EarlyStopping", "DVCLiveCallback"]
+    assert names(**both) == [
+        "StopOnNonFiniteLoss",
+        "ElapsedAndRate",
+        "ReduceLROnPlateau",
+        "EarlyStopping",
+        "DVCLiveCallback",
+    ]
     # A cosine schedule sets the rate itself: no plateau decay on top of it.
     assert names(**both, **{"train.lr_schedule": "warmup_cosine"}) == [
+        "StopOnNonFiniteLoss",
         "ElapsedAndRate",
         "EarlyStopping",
         "DVCLiveCallback",
@@ -238,6 +279,8 @@ def test_auto_xla_per_model_type_and_never_across_logical_cpus():
         assert use_xla(make_params(**{"model.type": model_type}), replicas=1) is expected
     assert use_xla(make_params(**{"model.type": "cnn", "train.jit_compile": True}), replicas=1) is True
     assert use_xla(make_params(**{"model.type": "mlp"}), replicas=2) is False
+    augmented = make_params(**{"model.type": "mlp", "train.translate": 0.1, "train.jit_compile": True})
+    assert use_xla(augmented, replicas=1) is False  # Keras cannot compile its random layers
     with pytest.raises(UserError, match="XLA cannot run across logical CPUs"):
         use_xla(make_params(**{"train.jit_compile": True}), replicas=2)
 

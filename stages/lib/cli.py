@@ -1,11 +1,30 @@
-"""What every stage's command line shares: its usage line and one-line errors."""
+"""What every stage's command line shares: its usage line, one-line errors and interruptions."""
 
 import argparse
+import errno
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from stages.lib.errors import UserError
+
+# File-system errors a user can act on: what to do, after the path and the problem.
+ACTIONABLE = {
+    errno.ENOSPC: "no space left on the device: free some space and rerun",
+    errno.EDQUOT: "disk quota exceeded: free some space and rerun",
+    errno.EACCES: "permission denied: make it writable for this user and rerun",
+    errno.EPERM: "operation not permitted (immutable?): make it writable and rerun",
+    errno.EROFS: "read-only file system: remount it read-write and rerun",
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so every cleanup on the way out runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def parser(script: str, doc: str) -> argparse.ArgumentParser:
@@ -16,7 +35,16 @@ def parser(script: str, doc: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[], None]) -> None:
+    """Run ``main``; mistakes a user can fix and interruptions end in one line, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except UserError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        if error.errno not in ACTIONABLE:
+            raise  # a bug or a broken machine: the traceback helps
+        sys.exit(f"error: {error.filename}: {ACTIONABLE[error.errno]}")
+    except KeyboardInterrupt as interruption:  # the temporary files are gone by now
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT))

@@ -14,8 +14,15 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.datasets import IMAGE_SIDE
+from stages.lib.schema import CELL_INCHES
 
 RIGHT, WRONG = "tab:blue", "tab:red"
+
+
+def cell_figsize(grid_param: str, grid: list[int]) -> tuple[float, float]:
+    """Width and height in inches of the figure of ``grid`` (rows, columns), as the schema bounds it."""
+    width, height = CELL_INCHES[grid_param]
+    return width * grid[1], height * grid[0]
 
 
 def as_image(row: np.ndarray) -> np.ndarray:
@@ -24,7 +31,7 @@ def as_image(row: np.ndarray) -> np.ndarray:
 
 def samples_figure(x: np.ndarray, labels: np.ndarray, class_names: list[str], grid: list[int]) -> plt.Figure:
     rows, cols = grid
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=cell_figsize("sample_grid", grid), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(x):
@@ -117,7 +124,7 @@ def predictions_figure(
 ) -> plt.Figure:
     """Each test image beside a bar chart of its class probabilities; mistakes in red."""
     rows, cols = grid
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(4.4 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=cell_figsize("prediction_grid", grid), squeeze=False)
     for index in range(rows * cols):
         image_ax, bars_ax = axes.flat[2 * index], axes.flat[2 * index + 1]
         image_ax.axis("off")
@@ -182,7 +189,7 @@ def confident_mistakes_figure(
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][: rows * cols]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=cell_figsize("mistake_grid", grid), squeeze=False)
     for ax, index in zip(axes.flat, [*worst, *[None] * (rows * cols - len(worst))], strict=True):
         ax.axis("off")
         if index is None:

@@ -128,6 +128,12 @@ def load_model(path: Path) -> keras.Model:
     """Load a saved model; safe mode refuses code embedded in the file."""
     if not path.exists():
         raise UserError(f"{path}: not found (run the train stage first)")
+    # Keras reports a damaged archive as "File not found": say what it is.
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path}: corrupt: not the zip archive a .keras model is (cut short or overwritten?); "
+            f"`dvc checkout {path}` or the train stage restores it"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, OSError, zipfile.BadZipFile) as error:

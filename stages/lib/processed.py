@@ -19,10 +19,17 @@ from stages.lib.errors import UserError
 SPLITS = ("train", "val", "test")
 
 
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save``'s bytes, written through Python, which reports a full disk as ENOSPC (NumPy: no errno)."""
+    array = np.ascontiguousarray(array)
+    with atomic_path(path) as temporary, temporary.open("wb") as file:
+        np.lib.format.write_array_header_1_0(file, np.lib.format.header_data_from_array_1_0(array))
+        file.write(array.data)
+
+
 def save_split(directory: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
     for name, array in (("x", x), ("y", y)):
-        with atomic_path(directory / f"{split}_{name}.npy") as temporary:
-            np.save(temporary, array, allow_pickle=False)
+        save_array(directory / f"{split}_{name}.npy", array)
 
 
 def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,10 @@ is generated from it: ``python -m stages.lib.schema > docs/parameters.md``.
 
 import copy
 import json
+import reprlib
 import types
 import typing
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from stages.lib.datasets import DATASETS, IMAGE_SIDE
+from stages.lib.datasets import DATASETS, IMAGE_PIXELS, IMAGE_SIDE
 from stages.lib.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -33,8 +35,8 @@ KernelSize = Annotated[int, Field(ge=1, le=IMAGE_SIDE)]
 
 
 class Section(BaseModel):
-    # strict: "10" is not an epoch count and true is not a batch size.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # strict: "10" is not an epoch count and true is not a batch size; .inf and .nan are no numbers.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DataParams(Section):
@@ -120,21 +122,35 @@ class ModelParams(Section):
             return padding
         if not {"conv_filters", "kernel_size", "pool_size"} <= model.keys():
             return padding  # one of them is invalid, and named first
-        side = IMAGE_SIDE
-        for block, kernel in enumerate(kernel_sizes(model["kernel_size"], len(model["conv_filters"])), 1):
-            side -= kernel - 1
+        kernels = kernel_sizes(model["kernel_size"], len(model["conv_filters"]))
+        sides = conv_sides(kernels, model["pool_size"], padding)
+        for block, (kernel, (side, _)) in enumerate(zip(kernels, sides, strict=True), start=1):
             if side < 1:
                 raise ValueError(
                     f"a {kernel}x{kernel} kernel leaves nothing of the {IMAGE_SIDE}x{IMAGE_SIDE} image in "
                     f"convolution block {block}; use padding same, a smaller kernel_size or fewer conv_filters"
                 )
-            side = -(-side // model["pool_size"])  # pooling pads: ceil
         return padding
 
 
 def kernel_sizes(kernel_size: int | list[int], blocks: int) -> list[int]:
     """The kernel size of each convolution block."""
     return kernel_size if isinstance(kernel_size, list) else [kernel_size] * blocks
+
+
+def conv_sides(kernels: list[int], pool: int, padding: str) -> Iterator[tuple[int, int]]:
+    """The side of each convolution block's output, before and after its (padded) pooling."""
+    side = IMAGE_SIDE
+    for kernel in kernels:
+        side -= kernel - 1 if padding == "valid" else 0
+        yield side, -(-side // pool)  # pooling pads: ceil
+        side = -(-side // pool)
+
+
+# Each param bounds one size; together they bound training's memory: float32 weights with their
+# gradients and two optimizer moments, and a batch's layer outputs three times over (forward,
+# backward, the copies of pooling, dropout and batch normalisation).
+MAX_TRAINING_BYTES = 4 * 10**9
 
 
 class TrainParams(Section):
@@ -147,7 +163,11 @@ class TrainParams(Section):
     beta_2: float = Field(
         gt=0, lt=1, description="`adam`: decay of its running mean of the squared gradients"
     )
-    batch_size: Positive = Field(description="samples per gradient step")
+    batch_size: Positive = Field(
+        description="samples per gradient step; with the model's layers, bounded so that training fits in "
+        f"about {MAX_TRAINING_BYTES // 10**9} GB (the model's weights, optimizer state and one batch's layer "
+        "outputs)"
+    )
     label_smoothing: float = Field(
         ge=0,
         lt=1,
@@ -196,6 +216,12 @@ class TrainParams(Section):
     )
 
 
+# Inches of one grid cell in each grid's figure (stages/lib/figures.py draws them at this size).
+CELL_INCHES = {"sample_grid": (1.6, 1.8), "prediction_grid": (4.4, 2.1), "mistake_grid": (1.9, 2.2)}
+MAX_PANELS = 100  # per figure: each is a Matplotlib axes, slow and heavy by the thousand
+MAX_FIGURE_PIXELS = 50_000_000  # per figure, whatever the grid and dpi: 200 MB while drawn
+
+
 class PlotParams(Section):
     sample_grid: Grid = Field(description="rows, columns of training samples in `plots/samples.png`")
     prediction_grid: Grid = Field(
@@ -206,7 +232,36 @@ class PlotParams(Section):
         description="rows, columns of `plots/confident_mistakes.png`, the wrong answers the model was "
         "surest of"
     )
-    dpi: int = Field(ge=50, le=600, description="resolution of the PNGs")
+    dpi: int = Field(
+        ge=50,
+        le=600,
+        description=f"resolution of the PNGs; each grid holds at most {MAX_PANELS} panels, and each figure at "
+        f"most {MAX_FIGURE_PIXELS // 10**6} megapixels at this resolution",
+    )
+
+    @field_validator("sample_grid", "prediction_grid", "mistake_grid")
+    @classmethod
+    def panels_within_bounds(cls, grid: list[int]) -> list[int]:
+        if grid[0] * grid[1] > MAX_PANELS:
+            raise ValueError(f"{grid[0] * grid[1]} panels, more than the {MAX_PANELS} a figure holds")
+        return grid
+
+    @field_validator("dpi")
+    @classmethod
+    def figures_within_the_pixel_budget(cls, dpi: int, info: ValidationInfo) -> int:
+        """Grids and resolution are each bounded; their product is too."""
+        for name, (width, height) in CELL_INCHES.items():
+            if name not in info.data:
+                continue  # invalid, and named first
+            rows, cols = info.data[name]
+            size = (round(width * cols * dpi), round(height * rows * dpi))
+            if size[0] * size[1] > MAX_FIGURE_PIXELS:
+                raise ValueError(
+                    f"with plot.{name} {[rows, cols]}, a figure of {size[0]} x {size[1]} pixels "
+                    f"({size[0] * size[1] / 10**6:.0f} megapixels, more than {MAX_FIGURE_PIXELS // 10**6}): "
+                    "lower plot.dpi or the grid"
+                )
+        return dpi
 
 
 class Params(Section):
@@ -236,9 +291,48 @@ class Params(Section):
 
 def parse(raw: object) -> Params:
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as error:
         raise UserError(f"{PARAMS_FILE}: {describe(first_problem(error.errors()))}") from None
+    check_training_memory(params)
+    return params
+
+
+SIZED = {"linear": (), "mlp": ("hidden_units",), "cnn": ("conv_filters", "hidden_units")}  # a model's size
+
+
+def check_training_memory(params: Params) -> None:
+    """Layer widths and batch size are each unbounded alone; together they must fit in memory."""
+    weights, outputs = model_size(params.model, len(DATASETS[params.data.dataset].class_names))
+    needed = 4 * (4 * weights + 3 * outputs * params.train.batch_size)
+    if needed > MAX_TRAINING_BYTES:
+        sizes = [f"model.{key} {getattr(params.model, key)}" for key in SIZED[params.model.type]]
+        raise UserError(
+            f"{PARAMS_FILE}: model.type {params.model.type} with "
+            f"{', '.join([*sizes, f'train.batch_size {params.train.batch_size}'])}: "
+            f"training would take about {needed / 10**9:.0f} GB "
+            f"({weights / 10**6:.1f} million weights, {outputs:,} layer outputs a sample), more than "
+            f"{MAX_TRAINING_BYTES // 10**9} GB: use fewer or smaller layers, or a smaller batch"
+        )
+
+
+def model_size(model: ModelParams, classes: int) -> tuple[int, int]:
+    """The weights of the model the params describe (as Keras counts them), and its outputs a sample."""
+    weights = outputs = 0
+    width = IMAGE_PIXELS
+    if model.type == "cnn":
+        channels = 1
+        kernels = kernel_sizes(model.kernel_size, len(model.conv_filters))
+        sides = conv_sides(kernels, model.pool_size, model.padding)
+        for filters, kernel, (side, pooled) in zip(model.conv_filters, kernels, sides, strict=True):
+            weights += (kernel**2 * channels + 1 + 4 * model.batch_norm) * filters
+            outputs += side * side * filters
+            channels, width = filters, pooled * pooled * filters
+    for units in model.hidden_units if model.type != "linear" else []:
+        weights += (width + 1 + 4 * model.batch_norm) * units
+        outputs += units
+        width = units
+    return weights + (width + 1) * classes, outputs + classes
 
 
 def first_problem(problems: list[dict]) -> dict:
@@ -285,7 +379,18 @@ def describe(problem: dict) -> str:
         return message
     if problem["type"] == "float_type" and _is_number(problem["input"]):
         message += " (YAML reads 1e-3 as text: write 1.0e-3)"
-    return f"{key} = {problem['input']!r}: {message}"
+    return f"{key} = {_short(problem['input'])}: {message}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+MAX_SHOWN = 120  # characters of a bad value shown
+
+
+def _short(value: object) -> str:
+    """The value's repr, cut short: a YAML alias can stand for millions of values."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _is_number(value: object) -> bool:
@@ -296,14 +401,52 @@ def _is_number(value: object) -> bool:
     return True
 
 
-def load(path: Path = PARAMS_FILE) -> Params:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice (it keeps the last one; DVC refuses the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML refuses it below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {key}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in ``path``; a problem is one line with its place in the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} not found: run from the project root") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"{path} is not UTF-8 text: byte 0x{data[error.start]:02x} on line {line}; save it as UTF-8"
+        ) from None
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise UserError(
+            f"{path} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+        ) from None
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse(raw)
+    finally:
+        loader.dispose()
+
+
+def load(path: Path = PARAMS_FILE) -> Params:
+    return parse(read_yaml(path))
 
 
 def override(raw: dict, changes: dict) -> dict:

@@ -3,6 +3,7 @@
 Call ``stages.lib.tensorflow_env.configure()`` before importing this module.
 """
 
+import math
 import time
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def use_xla(params: Params, replicas: int) -> bool:
             print(
                 "note: train.distribute multi_worker ignores train.jit_compile (its step is not XLA-compiled)"
             )
+        return False
+    if params.train.translate or params.train.flip:
+        # Keras compiles no model holding random layers with XLA (and would say so in a warning).
+        if params.train.jit_compile is True:
+            print("note: train.translate and train.flip rule out XLA; training without train.jit_compile")
         return False
     gpus = bool(tf.config.list_physical_devices("GPU"))
     if replicas > 1 and not gpus:
@@ -113,9 +119,36 @@ def compile_model(
     )
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End the run at the first NaN or infinite loss: those weights are lost, and no metric may hold it."""
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate, self.epoch = learning_rate, 1
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._check(logs, "loss")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(logs, "loss", "val_loss")  # the multi_worker loop reports only here
+
+    def _check(self, logs: dict | None, *names: str) -> None:
+        for name in names:
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(value):
+                raise UserError(
+                    f"training diverged: the {name.replace('val_', 'validation ')} became {float(value)} in "
+                    f"epoch {self.epoch}; lower train.learning_rate (now {self.learning_rate})"
+                )
+
+
 def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Callback]:
     """Logging always; early stopping and learning-rate decay on the validation loss when enabled."""
-    callbacks: list[keras.callbacks.Callback] = [ElapsedAndRate()]
+    # First, so no callback after it (logging included) ever sees a non-finite loss.
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(params.learning_rate), ElapsedAndRate()]
     if params.lr_schedule == "plateau" and params.reduce_lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
