@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from stages.lib.datasets import IMAGE_SIDE
 from stages.lib.schema import CELL_INCHES
@@ -77,6 +78,7 @@ def learning_curves_figure(runs: dict[str, dict[tuple[str, str], pd.DataFrame]])
                     label=f"{name} {label}".strip(),
                 )
         ax.set(title=metric.capitalize(), xlabel="epoch", ylabel=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Learning curves")
