@@ -1,10 +1,11 @@
 """The experiment catalogue: every named configuration is valid and pins every param but the plot's."""
 
 import pytest
+import yaml
 
 from experiments import catalogue
 from stages.lib import schema
-from tests.helpers import committed_params
+from tests.helpers import ROOT, committed_params
 
 EXPERIMENTS = catalogue.load()
 
@@ -38,3 +39,14 @@ def test_later_groups_and_the_experiments_own_keys_win():
     cnn = EXPERIMENTS["cnn-2026-11"]
     assert (cnn["model.padding"], cnn["model.dropout"], cnn["train.label_smoothing"]) == ("valid", 0.3, 0.05)
     assert EXPERIMENTS["fashion-cnn-2026-11"]["epochs"] == 14
+
+
+def test_the_fast_recipe_is_the_committed_default():
+    fast = yaml.safe_load(catalogue.CATALOGUE.read_text())["shared"]["fast_recipe"]
+    default = schema.load(ROOT / "params.yaml").model_dump()
+    for key, value in fast.items():
+        *sections, name = key.split(".")
+        section = default
+        for part in sections:
+            section = section[part]
+        assert section[name] == value, key
