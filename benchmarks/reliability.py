@@ -31,9 +31,7 @@ from stages.lib import tensorflow_env
 
 tensorflow_env.configure()  # before the test helpers load TensorFlow, as tests/conftest.py does
 
-from tests.helpers import committed_params, serve  # noqa: E402
-from tests.test_download_faults import FaultyHandler  # noqa: E402
-from tests.test_predict import huge_png  # noqa: E402
+from tests.helpers import FaultyHandler, committed_params, huge_png, serve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

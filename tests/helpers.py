@@ -1,6 +1,7 @@
 """What the tests share: params, project copies, a loopback server, DVC runs, headless Chromium."""
 
 import functools
+import gzip
 import http.server
 import os
 import shutil
@@ -8,12 +9,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from experiments import catalogue
 from stages.lib import datasets, schema
@@ -102,6 +105,86 @@ def tmpfs(directory: Path, size: str, read_only: bool = False) -> Iterator[Path]
         yield directory
     finally:
         subprocess.run(["umount", str(directory)], check=True)
+
+
+STALL_SECONDS = 3  # FaultyHandler's stall; the client gives up after READ_TIMEOUT
+
+
+class FaultyHandler(http.server.SimpleHTTPRequestHandler):
+    """/<fault>/<file>: misbehave as <fault> says; /good/<file>: serve the real file."""
+
+    dataset = "tiny"  # the folder under the served directory that holds the files
+    drip_seconds = 0.01  # /drip/: the pause between bytes, never long enough for a read timeout
+
+    def log_message(self, *args):
+        pass
+
+    def real_file(self) -> bytes:
+        return (Path(self.directory) / self.dataset / Path(self.path).name).read_bytes()
+
+    def send(self, status: int, body: bytes, length: int | None = None, content_type="application/gzip"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        getattr(self, self.path.split("/")[1].replace("-", "_"))()
+
+    def good(self):
+        self.send(200, self.real_file())
+
+    def missing(self):
+        self.send_error(404)
+
+    def server_error(self):
+        self.send_error(500)
+
+    def stall(self):
+        body = self.real_file()
+        self.send(200, body[: len(body) // 2], length=len(body))
+        self.wfile.flush()
+        time.sleep(STALL_SECONDS)
+
+    def drip(self):
+        body = self.real_file()
+        self.send(200, b"", length=len(body))
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(self.drip_seconds)
+        except OSError:
+            pass  # the client gave up
+
+    def truncated(self):
+        body = self.real_file()
+        self.send(200, body[: len(body) // 2], length=len(body))
+
+    def not_gzip(self):
+        self.send(200, gzip.decompress(self.real_file()))
+
+    def wrong_content(self):
+        content = bytearray(gzip.decompress(self.real_file()))
+        content[-1] ^= 0xFF
+        self.send(200, gzip.compress(bytes(content)))
+
+    def html_200(self):
+        self.send(200, b"<!doctype html><title>Oops</title>Service unavailable", content_type="text/html")
+
+    def redirect_loop(self):
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.end_headers()
+
+
+def huge_png(path: Path) -> Path:
+    """A 13,000 x 13,000 page, white with a black square: 169 megapixels in a file of about 30 KB."""
+    page = Image.new("1", (13_000, 13_000), 1)
+    page.paste(0, (6000, 6000, 7000, 7000))
+    page.save(path)
+    return path
 
 
 def dvc_env(mirror_url: str) -> dict:

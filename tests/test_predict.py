@@ -12,6 +12,7 @@ from PIL import ExifTags, Image
 
 from stages.lib import processed
 from stages.predict import ImageError, frame, prepare, to_dark_background, top_classes
+from tests.helpers import huge_png
 
 
 def save(array: np.ndarray, path, **options):
@@ -114,14 +115,6 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[ExifTags.Base.Orientation] = 6  # as phones store it: turn 90 degrees clockwise to view
     upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", quality=95, exif=exif)
     assert similarity(tmp_path / "phone.jpg", tmp_path / "upright.jpg") > 0.98
-
-
-def huge_png(path):
-    """A 13,000 x 13,000 page, white with a black square: 169 megapixels in a file of about 30 KB."""
-    page = Image.new("1", (13_000, 13_000), 1)
-    page.paste(0, (6000, 6000, 7000, 7000))
-    page.save(path)
-    return path
 
 
 def test_too_many_pixels_are_refused_from_the_header(tmp_path):
