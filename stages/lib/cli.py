@@ -4,7 +4,8 @@ import argparse
 import errno
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stages.lib.errors import UserError
@@ -19,12 +20,37 @@ ACTIONABLE = {
 }
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so every cleanup on the way out runs."""
 
 
 def _terminate(signum, frame):
     raise Terminated
+
+
+@contextmanager
+def interruptions_deferred() -> Iterator[Callable[[], None]]:
+    """Within, Ctrl-C and SIGTERM are only noted, and raised when the yielded check is called.
+
+    Raised inside TensorFlow (tracing a function, running a step) an interruption can corrupt
+    the interpreter or abort the process; checked between steps, it ends the run cleanly.
+    """
+    received: list[int] = []
+
+    def check() -> None:
+        if received:
+            raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+
+    previous = {number: signal.signal(number, lambda n, _: received.append(n)) for number in SIGNALS}
+    try:
+        yield check
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    check()  # one that came after the last check
 
 
 def parser(script: str, doc: str) -> argparse.ArgumentParser:

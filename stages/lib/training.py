@@ -5,6 +5,7 @@ Call ``stages.lib.tensorflow_env.configure()`` before importing this module.
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -12,7 +13,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from stages.lib import distributed, processed
+from stages.lib import cli, distributed, processed
 from stages.lib.errors import UserError
 from stages.lib.models import INFERENCE_BATCH_SIZE, build_model
 from stages.lib.schema import Params, TrainParams
@@ -145,6 +146,23 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 )
 
 
+class StopOnInterruption(keras.callbacks.Callback):
+    """Ends the fit between steps when a deferred Ctrl-C or SIGTERM came in."""
+
+    def __init__(self, check: Callable[[], None]):
+        super().__init__()
+        self.check = check
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.check()  # the multi_worker loop calls no batch-level callbacks
+
+
 def make_callbacks(params: TrainParams, live: Live) -> list[keras.callbacks.Callback]:
     """Logging always; early stopping and learning-rate decay on the validation loss when enabled."""
     # First, so no callback after it (logging included) ever sees a non-finite loss.
@@ -206,21 +224,24 @@ def train(params: Params, data_dir: Path, live: Live) -> tuple[keras.Model, dict
         compile_model(model, params.train, params.model.from_logits, xla, replicas, steps)
     model.summary()
     print(f"training on {strategy.num_replicas_in_sync} replicas, XLA {'on' if xla else 'off'}")
-    callbacks = make_callbacks(params.train, live)
     started = time.perf_counter()
-    if params.train.distribute == "multi_worker":
-        history = distributed.custom_fit(model, strategy, params, (x_train, y_train), validation, callbacks)
-    else:
-        history = model.fit(
-            x_train,
-            y_train,
-            validation_data=validation,
-            validation_batch_size=INFERENCE_BATCH_SIZE,
-            epochs=params.epochs,
-            batch_size=params.train.batch_size,
-            callbacks=callbacks,
-            verbose=2,
-        )
+    with cli.interruptions_deferred() as check:
+        callbacks = [StopOnInterruption(check), *make_callbacks(params.train, live)]
+        if params.train.distribute == "multi_worker":
+            history = distributed.custom_fit(
+                model, strategy, params, (x_train, y_train), validation, callbacks
+            )
+        else:
+            history = model.fit(
+                x_train,
+                y_train,
+                validation_data=validation,
+                validation_batch_size=INFERENCE_BATCH_SIZE,
+                epochs=params.epochs,
+                batch_size=params.train.batch_size,
+                callbacks=callbacks,
+                verbose=2,
+            )
     fit_seconds = round(time.perf_counter() - started, 2)
     kept = kept_epoch(callbacks, len(history.epoch))
     summary = {
