@@ -41,16 +41,33 @@ SCALING_EPOCHS = 3  # also the epochs of the best MLP's throughput run
 PARAMS = schema.PARAMS_FILE
 
 
+# Started from this process, a command's peak RSS would count this process's own memory too
+# (Linux carries a process's resident size over fork and exec), so a small Python process
+# starts it and writes down the peak of its only child.
+LAUNCHER = """
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(status)
+"""
+
+
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
     """Wall seconds, peak RSS in MB of that process (not its children) and its output."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status:
-        sys.exit(f"error: {' '.join(command)} failed:\n{output}")
-    return seconds, usage.ru_maxrss / 1024, output
+    with tempfile.NamedTemporaryFile("r") as peak:
+        started = time.perf_counter()
+        process = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, peak.name, *command],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        if process.returncode:
+            sys.exit(f"error: {' '.join(command)} failed:\n{process.stdout}")
+        return seconds, int(peak.read()) / 1024, process.stdout
 
 
 def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:
