@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
 
 from experiments import catalogue
 from stages import compare
@@ -55,16 +57,21 @@ def queue(names: list[str], seeds: list[int], extra: list[str]) -> None:
             dvc("exp", "run", "--queue", "--force", "-n", label, *catalogue.set_arguments(changes), *extra)
 
 
+def worker_environment(jobs: int, environ: dict[str, str]) -> dict[str, str]:
+    """What the queue's workers inherit, for ``jobs`` experiments at a time."""
+    # N runs share the cores: each gets 1/N of them rather than a thread per core.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    changes = {"TF_NUM_INTRAOP_THREADS": threads, "OMP_NUM_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
+    # Each runs in a copy of the project elsewhere, where a relative mirror folder is not found.
+    mirror = environ.get("DATA_MIRROR", "")
+    if mirror and not urlparse(mirror).scheme:
+        changes["DATA_MIRROR"] = str(Path(mirror).resolve())
+    return environ | changes
+
+
 def run_queue(jobs: int) -> None:
     """Run the queue, ``jobs`` experiments at a time, and wait for it."""
-    # N runs share the cores: each gets 1/N of them rather than a thread per core. The queue's
-    # workers inherit this environment.
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    os.environ |= {
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": "1",
-    }
+    os.environ.update(worker_environment(jobs, dict(os.environ)))
     dvc("exp", "run", "--run-all", "--jobs", str(jobs), quiet=False)  # follows each run's log
 
 

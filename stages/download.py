@@ -212,12 +212,18 @@ def main() -> None:
     try:
         download_dataset(params.data.dataset, args.out_dir, mirror)
     except UserError as error:
-        if mirror:
-            raise
-        raise UserError(
-            f"{error}; DATA_MIRROR is not set: point it at a base URL or a folder holding "
-            f"{params.data.dataset}/<file>.gz to download from there first"
-        ) from None
+        if not mirror:
+            raise UserError(
+                f"{error}; DATA_MIRROR is not set: point it at a base URL or a folder holding "
+                f"{params.data.dataset}/<file>.gz to download from there first"
+            ) from None
+        if not urlparse(mirror).scheme and not Path(mirror).is_absolute():
+            # `dvc queue start` runs each experiment in a copy of the project under .dvc/tmp.
+            raise UserError(
+                f"{error}; DATA_MIRROR {mirror} is relative to {Path.cwd()}: "
+                "give it as an absolute path (queued experiments run in another folder)"
+            ) from None
+        raise
 
 
 if __name__ == "__main__":

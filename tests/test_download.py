@@ -151,3 +151,23 @@ def test_without_data_mirror_the_error_says_how_to_set_one(tiny_mirror, tmp_path
     assert line.endswith(
         "DATA_MIRROR is not set: point it at a base URL or a folder holding tiny/<file>.gz to download from there first"
     )
+
+
+def test_a_relative_data_mirror_that_fails_is_named_with_the_folder_it_was_read_from(tiny_mirror, tmp_path):
+    """A queued experiment runs in a copy of the project elsewhere, where `../mirror` is not found."""
+    _, entry = tiny_mirror
+    project = tmp_path / "project"
+    copy_tiny_project(project, dataclasses.replace(entry, mirrors=("http://127.0.0.1:9/",)))
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.download", "data/raw"],
+        cwd=project,
+        env=os.environ | {"DATA_MIRROR": "../mirror"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith(
+        f"DATA_MIRROR ../mirror is relative to {project}: "
+        "give it as an absolute path (queued experiments run in another folder)"
+    )
