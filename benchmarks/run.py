@@ -43,31 +43,34 @@ PARAMS = schema.PARAMS_FILE
 
 # Started from this process, a command's peak RSS would count this process's own memory too
 # (Linux carries a process's resident size over fork and exec), so a small Python process
-# starts it and writes down the peak of its only child.
+# starts it and writes down its wall time and its child's peak (the launcher's start-up is
+# not timed).
 LAUNCHER = """
-import resource, subprocess, sys
+import pathlib, resource, subprocess, sys, time
+started = time.perf_counter()
 status = subprocess.call(sys.argv[2:])
-open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+seconds = time.perf_counter() - started
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+pathlib.Path(sys.argv[1]).write_text(f"{seconds} {peak_kb}")
 sys.exit(status)
 """
 
 
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB of that process (not its children) and its output."""
-    with tempfile.NamedTemporaryFile("r") as peak:
-        started = time.perf_counter()
+    """Wall seconds, peak RSS in MB of the command (its largest process) and its output."""
+    with tempfile.NamedTemporaryFile("r") as measured:
         process = subprocess.run(
-            [sys.executable, "-c", LAUNCHER, peak.name, *command],
+            [sys.executable, "-c", LAUNCHER, measured.name, *command],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        seconds = time.perf_counter() - started
         if process.returncode:
             sys.exit(f"error: {' '.join(command)} failed:\n{process.stdout}")
-        return seconds, int(peak.read()) / 1024, process.stdout
+        seconds, peak_kb = measured.read().split()
+        return float(seconds), int(peak_kb) / 1024, process.stdout
 
 
 def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:

@@ -217,7 +217,7 @@ def main() -> None:
                 f"{error}; DATA_MIRROR is not set: point it at a base URL or a folder holding "
                 f"{params.data.dataset}/<file>.gz to download from there first"
             ) from None
-        if not urlparse(mirror).scheme and not Path(mirror).is_absolute():
+        if not urlparse(mirror).scheme and not Path(mirror).is_absolute() and not Path(mirror).is_dir():
             # `dvc queue start` runs each experiment in a copy of the project under .dvc/tmp.
             raise UserError(
                 f"{error}; DATA_MIRROR {mirror} is relative to {Path.cwd()}: "

@@ -1,5 +1,7 @@
 """What `python -m experiments.run` hands the queue's workers, which run in copies of the project."""
 
+import os
+
 from experiments.run import worker_environment
 
 
@@ -8,6 +10,8 @@ def test_workers_share_the_cores_and_find_a_relative_mirror(tmp_path, monkeypatc
     environment = worker_environment(2, {"DATA_MIRROR": "../datasets", "HOME": "/root"})
     assert environment["DATA_MIRROR"] == str(tmp_path.parent / "datasets")
     assert environment["HOME"] == "/root"
+    half = str(max(1, (os.cpu_count() or 1) // 2))
+    assert environment["TF_NUM_INTRAOP_THREADS"] == environment["OMP_NUM_THREADS"] == half
     assert environment["TF_NUM_INTEROP_THREADS"] == "1"
 
 

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 
-from stages.lib import cli
 from tests.helpers import NO_SCHEDULE, copy_tiny_project, tmpfs
 
 
@@ -104,20 +103,3 @@ def test_interrupted_stage_ends_with_one_line_and_no_temporary(project, signal_n
     assert stderr.splitlines() == ["error: interrupted"]
     assert not (project / "models/model.keras").exists() and not (project / "metrics/train").exists()
     assert list(project.rglob(".*.tmp-*")) == []  # the temporaries of atomic_path and atomic_folder
-
-
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interruption_during_the_fit_is_raised_at_the_next_check(signal_number):
-    before = signal.getsignal(signal_number)
-    with pytest.raises(KeyboardInterrupt) as raised, cli.interruptions_deferred() as check:
-        os.kill(os.getpid(), signal_number)
-        noted_only = True  # reached: the signal itself raised nothing
-        check()
-    assert noted_only
-    assert isinstance(raised.value, cli.Terminated) == (signal_number == signal.SIGTERM)
-    assert signal.getsignal(signal_number) is before
-
-
-def test_interruption_after_the_last_check_is_raised_on_leaving():
-    with pytest.raises(KeyboardInterrupt), cli.interruptions_deferred():
-        os.kill(os.getpid(), signal.SIGINT)

@@ -33,10 +33,12 @@ def _terminate(signum, frame):
 
 @contextmanager
 def interruptions_deferred() -> Iterator[Callable[[], None]]:
-    """Within, Ctrl-C and SIGTERM are only noted, and raised when the yielded check is called.
+    """Within, Ctrl-C and SIGTERM are only noted, and raised when the yielded check is called;
+    a second one is raised at once, to stop a run whose checks do not come.
 
     Raised inside TensorFlow (tracing a function, running a step) an interruption can corrupt
-    the interpreter or abort the process; checked between steps, it ends the run cleanly.
+    the interpreter or abort the process; checked between steps, it ends the run cleanly. One
+    noted when another error ends the block is dropped: that error is what is reported.
     """
     received: list[int] = []
 
@@ -44,7 +46,11 @@ def interruptions_deferred() -> Iterator[Callable[[], None]]:
         if received:
             raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
 
-    previous = {number: signal.signal(number, lambda n, _: received.append(n)) for number in SIGNALS}
+    def note(number: int, frame) -> None:
+        check()
+        received.append(number)
+
+    previous = {number: signal.signal(number, note) for number in SIGNALS}
     try:
         yield check
     finally:
