@@ -87,6 +87,7 @@ def test_a_loss_that_blows_up_stops_training_at_once(tiny_processed, tmp_path):
     assert not any(word in text.lower() for text in logged for word in ("nan", "inf"))
 
 
+@pytest.mark.slow  # a train stage process, TensorFlow started
 def test_diverging_train_stage_ends_with_one_line_and_no_model(tiny_processed, tmp_path):
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump(
@@ -114,6 +115,7 @@ def test_each_optimizer_reduces_the_loss(tiny_processed, tmp_path, optimizer):
     assert loss[-1] < loss[0]
 
 
+@pytest.mark.slow  # four fits, two per model family
 @pytest.mark.parametrize(
     "changes",
     [XLA, {"model.type": "cnn", "model.conv_filters": [4, 8], "model.hidden_units": [8]} | XLA],
@@ -237,6 +239,7 @@ def test_warmup_cosine_rises_to_the_peak_then_falls_to_zero_over_all_epochs(tiny
     assert twelve[5] > six[5] and twelve[-1] < 1e-4  # more epochs stretch the schedule over the run
 
 
+@pytest.mark.slow  # three fits per model family
 @pytest.mark.parametrize("model_type", ["mlp", "cnn"])
 def test_augmented_training_learns_and_is_seeded(tiny_processed, tmp_path, model_type):
     changes = {
@@ -285,6 +288,7 @@ def test_auto_xla_per_model_type_and_never_across_logical_cpus():
         use_xla(make_params(**{"train.jit_compile": True}), replicas=2)
 
 
+@pytest.mark.slow  # a TensorFlow process each
 @pytest.mark.parametrize(("setting", "enabled"), [(None, "True"), ("0", "False")])
 def test_onednn_kernels_are_on_unless_the_user_turns_them_off(setting, enabled):
     """TensorFlow leaves them off on CPUs without AVX-512; the stages turn them on, not inside XLA."""
